@@ -1,0 +1,1 @@
+//! chromalite-core (under construction)

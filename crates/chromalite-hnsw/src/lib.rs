@@ -1,0 +1,1 @@
+//! chromalite-hnsw (under construction)

@@ -1,0 +1,1 @@
+//! chromalite-memory (under construction)

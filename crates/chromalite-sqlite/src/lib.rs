@@ -1,0 +1,1 @@
+//! chromalite-sqlite (under construction)

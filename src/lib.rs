@@ -1,0 +1,1 @@
+//! chromalite facade (under construction)
