@@ -36,7 +36,7 @@ pub mod validate;
 pub use backend::VectorBackend;
 pub use collection::{
     CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, HnswConfig, ModifyCollection, Space,
-    Tenant, DEFAULT_DATABASE, DEFAULT_TENANT,
+    Tenant, DEFAULT_DATABASE, DEFAULT_TENANT, new_uuid,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use filter::{Where, WhereDocument};
