@@ -1,0 +1,535 @@
+//! Reading and writing the four-file layout of Chroma's hnswlib fork
+//! (`header.bin`, `data_level0.bin`, `length.bin`, `link_lists.bin`).
+//! See `FORMAT.md` beside this crate for the byte layout.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::distance::Space;
+use crate::error::HnswError;
+use crate::index::{Index, DELETE_BIT};
+use crate::rng::MAX_LEVEL;
+
+/// File names of a persisted index.
+pub const HEADER_FILE: &str = "header.bin";
+/// Level-0 records: links, vector, label per element.
+pub const DATA_LEVEL0_FILE: &str = "data_level0.bin";
+/// One f32 per element: the norm before normalisation (cosine).
+pub const LENGTH_FILE: &str = "length.bin";
+/// Upper-layer link lists, one length-prefixed block per element.
+pub const LINK_LISTS_FILE: &str = "link_lists.bin";
+
+/// Size of `header.bin`.
+pub const HEADER_SIZE: usize = 100;
+/// hnswlib's `PERSISTENCE_VERSION`.
+pub const PERSISTENCE_VERSION: i32 = 1;
+/// Largest `M`/`maxM0` accepted from a file (counts are 16-bit).
+const MAX_LINKS: u64 = 65_535;
+/// Largest `ef_construction` accepted from a file.
+const MAX_EF: u64 = 1 << 24;
+
+/// The header fields, in file order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Header {
+    /// Always 1.
+    pub version: i32,
+    /// Always 0.
+    pub offset_level0: u64,
+    /// Capacity.
+    pub max_elements: u64,
+    /// Elements stored, including deleted ones.
+    pub cur_element_count: u64,
+    /// Bytes per `data_level0.bin` record.
+    pub size_data_per_element: u64,
+    /// Offset of the label inside a record.
+    pub label_offset: u64,
+    /// Offset of the vector inside a record.
+    pub offset_data: u64,
+    /// Level of the entry point (-1 when empty).
+    pub maxlevel: i32,
+    /// Internal id of the entry point (`u32::MAX` when empty).
+    pub enterpoint_node: u32,
+    /// Upper-layer list capacity.
+    pub max_m: u64,
+    /// Level-0 list capacity.
+    pub max_m0: u64,
+    /// M.
+    pub m: u64,
+    /// Level multiplier `1 / ln(M)`.
+    pub mult: f64,
+    /// Construction ef.
+    pub ef_construction: u64,
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.buf[self.pos..self.pos + N]);
+        self.pos += N;
+        out
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take::<8>())
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take::<4>())
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_le_bytes(self.take::<4>())
+    }
+    fn f64(&mut self) -> f64 {
+        f64::from_le_bytes(self.take::<8>())
+    }
+}
+
+impl Header {
+    /// Parses exactly [`HEADER_SIZE`] bytes (no validation beyond the length).
+    pub fn parse(bytes: &[u8]) -> Result<Header, HnswError> {
+        if bytes.len() != HEADER_SIZE {
+            return Err(HnswError::corrupt(
+                HEADER_FILE,
+                "file_length",
+                format!("expected {HEADER_SIZE} bytes, found {}", bytes.len()),
+            ));
+        }
+        let mut c = Cursor { buf: bytes, pos: 0 };
+        Ok(Header {
+            version: c.i32(),
+            offset_level0: c.u64(),
+            max_elements: c.u64(),
+            cur_element_count: c.u64(),
+            size_data_per_element: c.u64(),
+            label_offset: c.u64(),
+            offset_data: c.u64(),
+            maxlevel: c.i32(),
+            enterpoint_node: c.u32(),
+            max_m: c.u64(),
+            max_m0: c.u64(),
+            m: c.u64(),
+            mult: c.f64(),
+            ef_construction: c.u64(),
+        })
+    }
+
+    /// Serialises the header.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; HEADER_SIZE] {
+        let mut out = Vec::with_capacity(HEADER_SIZE);
+        out.extend_from_slice(&self.version.to_le_bytes());
+        for v in [
+            self.offset_level0,
+            self.max_elements,
+            self.cur_element_count,
+            self.size_data_per_element,
+            self.label_offset,
+            self.offset_data,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.maxlevel.to_le_bytes());
+        out.extend_from_slice(&self.enterpoint_node.to_le_bytes());
+        for v in [self.max_m, self.max_m0, self.m] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.mult.to_le_bytes());
+        out.extend_from_slice(&self.ef_construction.to_le_bytes());
+        let mut arr = [0u8; HEADER_SIZE];
+        arr.copy_from_slice(&out);
+        arr
+    }
+
+    /// Checks every field for internal consistency and against `dim`.
+    fn validate(&self, dim: usize) -> Result<(), HnswError> {
+        let bad = |field: &str, detail: String| Err(HnswError::corrupt(HEADER_FILE, field, detail));
+        if self.version != PERSISTENCE_VERSION {
+            return bad("persistence_version", format!("expected {PERSISTENCE_VERSION}, found {}", self.version));
+        }
+        if self.offset_level0 != 0 {
+            return bad("offset_level0", format!("expected 0, found {}", self.offset_level0));
+        }
+        for (name, v) in [("max_m0", self.max_m0), ("max_m", self.max_m), ("m", self.m)] {
+            if v == 0 || v > MAX_LINKS {
+                return bad(name, format!("{v} is outside 1..={MAX_LINKS}"));
+            }
+        }
+        let links0 = (self.max_m0 + 1) * 4;
+        if self.offset_data != links0 {
+            return bad("offset_data", format!("expected (max_m0 + 1) * 4 = {links0}, found {}", self.offset_data));
+        }
+        if self.label_offset < self.offset_data || !(self.label_offset - self.offset_data).is_multiple_of(4) {
+            return bad("label_offset", format!("{} is not offset_data plus a whole number of f32", self.label_offset));
+        }
+        let file_dim = (self.label_offset - self.offset_data) / 4;
+        if file_dim != dim as u64 {
+            return Err(HnswError::DimensionMismatch { expected: dim, got: file_dim as usize });
+        }
+        if self.size_data_per_element != self.label_offset + 8 {
+            return bad(
+                "size_data_per_element",
+                format!("expected label_offset + 8 = {}, found {}", self.label_offset + 8, self.size_data_per_element),
+            );
+        }
+        if self.max_elements > u64::from(u32::MAX) {
+            return bad("max_elements", format!("{} exceeds 2^32 - 1", self.max_elements));
+        }
+        if self.cur_element_count > self.max_elements {
+            return bad(
+                "cur_element_count",
+                format!("{} exceeds max_elements {}", self.cur_element_count, self.max_elements),
+            );
+        }
+        if !(self.mult.is_finite() && self.mult > 0.0) {
+            return bad("mult", format!("{} is not a positive finite number", self.mult));
+        }
+        if self.ef_construction == 0 || self.ef_construction > MAX_EF {
+            return bad("ef_construction", format!("{} is outside 1..={MAX_EF}", self.ef_construction));
+        }
+        if self.cur_element_count > 0 {
+            if self.maxlevel < 0 || self.maxlevel as usize > MAX_LEVEL {
+                return bad("maxlevel", format!("{} is outside 0..={MAX_LEVEL}", self.maxlevel));
+            }
+            if u64::from(self.enterpoint_node) >= self.cur_element_count {
+                return bad(
+                    "enterpoint_node",
+                    format!("{} is not below cur_element_count {}", self.enterpoint_node, self.cur_element_count),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open_with_len(path: &Path) -> Result<(File, u64), HnswError> {
+    let f = File::open(path).map_err(|e| HnswError::io(path, e))?;
+    let len = f.metadata().map_err(|e| HnswError::io(path, e))?.len();
+    Ok((f, len))
+}
+
+/// Reads exactly `n` bytes from the start of `f` after `n` was checked
+/// against the file length.
+fn read_prefix(f: File, n: u64, path: &Path) -> Result<Vec<u8>, HnswError> {
+    let mut buf = Vec::with_capacity(n as usize);
+    f.take(n).read_to_end(&mut buf).map_err(|e| HnswError::io(path, e))?;
+    if buf.len() as u64 != n {
+        return Err(HnswError::corrupt(
+            &path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            "file_length",
+            format!("file shrank while reading: expected {n} bytes, read {}", buf.len()),
+        ));
+    }
+    Ok(buf)
+}
+
+fn need(file: &str, have: u64, needed: Option<u64>, what: &str) -> Result<u64, HnswError> {
+    match needed {
+        Some(n) if n <= have => Ok(n),
+        Some(n) => Err(HnswError::corrupt(
+            file,
+            "file_length",
+            format!("{what} needs {n} bytes but the file has {have}"),
+        )),
+        None => Err(HnswError::corrupt(file, "file_length", format!("{what} overflows a 64-bit size"))),
+    }
+}
+
+impl Index {
+    /// Loads an index from the four files in `dir`, written by Chroma
+    /// (chromadb 1.x) or by [`Index::save`]. Every size and offset is checked
+    /// against the header and the file lengths before anything is read;
+    /// damaged files give [`HnswError::Corrupt`] naming the file and field.
+    pub fn load(dir: &Path, dim: usize, space: Space, ef_search: usize) -> Result<Index, HnswError> {
+        // header.bin
+        let hp = dir.join(HEADER_FILE);
+        let (hf, hlen) = open_with_len(&hp)?;
+        if hlen != HEADER_SIZE as u64 {
+            return Err(HnswError::corrupt(
+                HEADER_FILE,
+                "file_length",
+                format!("expected {HEADER_SIZE} bytes, found {hlen}"),
+            ));
+        }
+        let header = Header::parse(&read_prefix(hf, HEADER_SIZE as u64, &hp)?)?;
+        header.validate(dim)?;
+        let count = header.cur_element_count;
+        let rec = header.size_data_per_element;
+        let max_m0 = header.max_m0 as usize;
+        let max_m = header.max_m as usize;
+
+        // data_level0.bin: at least `count` records (Chroma's file may be
+        // longer: it is written at capacity when the index is created).
+        let dp = dir.join(DATA_LEVEL0_FILE);
+        let (df, dlen) = open_with_len(&dp)?;
+        let dneed = need(DATA_LEVEL0_FILE, dlen, count.checked_mul(rec), "cur_element_count records")?;
+        let level0 = read_prefix(df, dneed, &dp)?;
+
+        // length.bin
+        let lp = dir.join(LENGTH_FILE);
+        let (lf, llen) = open_with_len(&lp)?;
+        let lneed = need(LENGTH_FILE, llen, count.checked_mul(4), "cur_element_count lengths")?;
+        let length_bytes = read_prefix(lf, lneed, &lp)?;
+
+        // link_lists.bin: exactly one length-prefixed block per element.
+        let kp = dir.join(LINK_LISTS_FILE);
+        let (kf, klen) = open_with_len(&kp)?;
+        // Every element takes at least 4 bytes.
+        need(LINK_LISTS_FILE, klen, count.checked_mul(4), "cur_element_count size prefixes")?;
+        let links = read_prefix(kf, klen, &kp)?;
+
+        let mut index = Index::with_layout(
+            dim,
+            space,
+            header.m as usize,
+            max_m,
+            max_m0,
+            header.ef_construction as usize,
+            ef_search.max(1),
+            header.mult,
+            header.max_elements as usize,
+            count,
+        );
+        decode_elements(&mut index, &header, &level0, &length_bytes, &links)?;
+        index.check_links(LINK_LISTS_FILE)?;
+        Ok(index)
+    }
+
+    /// The header this index would write.
+    #[must_use]
+    pub fn header(&self) -> Header {
+        let entry = self.entry.load(Ordering::Acquire);
+        let (ep, maxlevel) = if entry == u64::MAX { (u32::MAX, -1) } else { (entry as u32, (entry >> 32) as i32) };
+        let offset_data = ((self.max_m0 + 1) * 4) as u64;
+        let label_offset = offset_data + (self.dim * 4) as u64;
+        Header {
+            version: PERSISTENCE_VERSION,
+            offset_level0: 0,
+            max_elements: self.capacity.max(self.labels.len()) as u64,
+            cur_element_count: self.labels.len() as u64,
+            size_data_per_element: label_offset + 8,
+            label_offset,
+            offset_data,
+            maxlevel,
+            enterpoint_node: ep,
+            max_m: self.max_m as u64,
+            max_m0: self.max_m0 as u64,
+            m: self.m as u64,
+            mult: self.mult,
+            ef_construction: self.ef_construction as u64,
+        }
+    }
+
+    /// Writes the four files into `dir` (created if missing), crash-safely:
+    /// each file is written under a temporary name beside the old one and
+    /// fsynced; then the data files are renamed over the old ones, the header
+    /// last, and the directory is fsynced. A crash leaves each file either old
+    /// or new; a crash between the renames leaves a mix that [`Index::load`]
+    /// rejects as `Corrupt` unless the mix is consistent.
+    pub fn save(&mut self, dir: &Path) -> Result<(), HnswError> {
+        std::fs::create_dir_all(dir).map_err(|e| HnswError::io(dir, e))?;
+        let header = self.header();
+        let n = self.labels.len();
+        let tmp = |name: &str| dir.join(format!("{name}.chromalite-tmp"));
+
+        write_file(&tmp(DATA_LEVEL0_FILE), |w| {
+            let s0 = self.max_m0 + 1;
+            for i in 0..n {
+                for word in &self.links0[i * s0..(i + 1) * s0] {
+                    w.write_all(&word.load(Ordering::Relaxed).to_le_bytes())?;
+                }
+                for x in self.vector(i as u32) {
+                    w.write_all(&x.to_le_bytes())?;
+                }
+                w.write_all(&self.labels[i].to_le_bytes())?;
+            }
+            Ok(())
+        })?;
+        write_file(&tmp(LENGTH_FILE), |w| {
+            for x in &self.lengths {
+                w.write_all(&x.to_le_bytes())?;
+            }
+            Ok(())
+        })?;
+        write_file(&tmp(LINK_LISTS_FILE), |w| {
+            for u in &self.upper {
+                w.write_all(&((u.len() * 4) as u32).to_le_bytes())?;
+                for word in u {
+                    w.write_all(&word.load(Ordering::Relaxed).to_le_bytes())?;
+                }
+            }
+            Ok(())
+        })?;
+        write_file(&tmp(HEADER_FILE), |w| w.write_all(&header.to_bytes()))?;
+        for name in [DATA_LEVEL0_FILE, LENGTH_FILE, LINK_LISTS_FILE, HEADER_FILE] {
+            let to = dir.join(name);
+            std::fs::rename(tmp(name), &to).map_err(|e| HnswError::io(to, e))?;
+        }
+        sync_dir(dir)
+    }
+}
+
+/// Decodes the element records into `index` (created empty with the
+/// header's layout), validating link-list sizes and levels on the way.
+fn decode_elements(
+    index: &mut Index,
+    header: &Header,
+    level0: &[u8],
+    length_bytes: &[u8],
+    links: &[u8],
+) -> Result<(), HnswError> {
+    let count = header.cur_element_count;
+    let dim = index.dim;
+    let max_m0 = index.max_m0;
+    let max_m = index.max_m;
+    let rec = header.size_data_per_element;
+    let n = count as usize;
+    let per_level = (max_m + 1) * 4;
+    index.vectors.reserve_exact(n * dim);
+    index.lengths.reserve_exact(n);
+    index.labels.reserve_exact(n);
+    index.levels.reserve_exact(n);
+    index.links0.reserve_exact(n * (max_m0 + 1));
+    index.upper.reserve_exact(n);
+    index.label_map.reserve(n);
+
+    let rec = rec as usize;
+    let off_data = header.offset_data as usize;
+    let off_label = header.label_offset as usize;
+    let max_level = if n > 0 { header.maxlevel as usize } else { 0 };
+    let mut pos = 0usize;
+    for i in 0..n {
+        let r = &level0[i * rec..(i + 1) * rec];
+        let mut deleted = false;
+        for w in r[..off_data].chunks_exact(4) {
+            let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            index.links0.push(AtomicU32::new(v));
+        }
+        if index.links0[i * (max_m0 + 1)].load(Ordering::Relaxed) & DELETE_BIT != 0 {
+            deleted = true;
+        }
+        index.vectors.extend(
+            r[off_data..off_label].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        let mut lb = [0u8; 8];
+        lb.copy_from_slice(&r[off_label..off_label + 8]);
+        let label = u64::from_le_bytes(lb);
+        if index.label_map.insert(label, i as u32).is_some() {
+            return Err(HnswError::corrupt(
+                DATA_LEVEL0_FILE,
+                "label",
+                format!("label {label} appears twice (second time at element {i})"),
+            ));
+        }
+        index.labels.push(label);
+        let lb4 = &length_bytes[i * 4..i * 4 + 4];
+        index.lengths.push(f32::from_le_bytes([lb4[0], lb4[1], lb4[2], lb4[3]]));
+        if deleted {
+            index.num_deleted += 1;
+        }
+
+        let (upper, level) = read_upper_block(links, &mut pos, i, per_level, max_level)?;
+        index.upper.push(upper);
+        index.levels.push(level as u8);
+    }
+    if pos != links.len() {
+        return Err(HnswError::corrupt(
+            LINK_LISTS_FILE,
+            "file_length",
+            format!("{} bytes after the last element's link lists", links.len() - pos),
+        ));
+    }
+    if n > 0 {
+        let ep = header.enterpoint_node;
+        if index.levels[ep as usize] as usize != max_level {
+            return Err(HnswError::corrupt(
+                HEADER_FILE,
+                "enterpoint_node",
+                format!(
+                    "entry point {ep} has level {}, but maxlevel is {max_level}",
+                    index.levels[ep as usize]
+                ),
+            ));
+        }
+        index.entry.store(((max_level as u64) << 32) | u64::from(ep), Ordering::Release);
+    }
+    Ok(())
+}
+
+/// Reads element `i`'s block of `link_lists.bin` at `*pos`: a `u32` byte
+/// count followed by `level` blocks of `max_m + 1` words.
+fn read_upper_block(
+    links: &[u8],
+    pos: &mut usize,
+    i: usize,
+    per_level: usize,
+    max_level: usize,
+) -> Result<(Box<[AtomicU32]>, usize), HnswError> {
+    let bad = |field: &str, detail: String| Err(HnswError::corrupt(LINK_LISTS_FILE, field, detail));
+    let rest = &links[*pos..];
+    if rest.len() < 4 {
+        return bad("link_list_size", format!("file ends before the size of element {i}"));
+    }
+    let size = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    if !size.is_multiple_of(per_level) {
+        return bad(
+            "link_list_size",
+            format!("element {i}: {size} bytes is not a multiple of the per-level size {per_level}"),
+        );
+    }
+    let level = size / per_level;
+    if level > max_level {
+        return bad("element_level", format!("element {i} has level {level}, above the header's maxlevel {max_level}"));
+    }
+    if rest.len() - 4 < size {
+        return bad("link_list_size", format!("element {i} needs {size} bytes but only {} remain", rest.len() - 4));
+    }
+    let block = rest[4..4 + size]
+        .chunks_exact(4)
+        .map(|w| AtomicU32::new(u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+        .collect();
+    *pos += 4 + size;
+    Ok((block, level))
+}
+
+/// Writes a file through a buffer and fsyncs it.
+pub(crate) fn write_file(
+    path: &Path,
+    body: impl FnOnce(&mut BufWriter<&File>) -> std::io::Result<()>,
+) -> Result<(), HnswError> {
+    let f = File::create(path).map_err(|e| HnswError::io(path, e))?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, &f);
+        body(&mut w).map_err(|e| HnswError::io(path, e))?;
+        w.flush().map_err(|e| HnswError::io(path, e))?;
+    }
+    f.sync_all().map_err(|e| HnswError::io(path, e))
+}
+
+/// fsyncs a directory so that renames inside it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), HnswError> {
+    #[cfg(unix)]
+    {
+        let d = File::open(dir).map_err(|e| HnswError::io(dir, e))?;
+        d.sync_all().map_err(|e| HnswError::io(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HnswError> {
+    let dir: PathBuf = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!("{name}.chromalite-tmp"));
+    write_file(&tmp, |w| w.write_all(bytes))?;
+    std::fs::rename(&tmp, path).map_err(|e| HnswError::io(path, e))?;
+    sync_dir(&dir)
+}
