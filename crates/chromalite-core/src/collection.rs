@@ -233,7 +233,8 @@ pub struct CreateCollection {
 #[derive(Debug, Clone, Default)]
 pub struct ModifyCollection {
     pub new_name: Option<String>,
-    pub new_metadata: Option<Metadata>,
+    /// Replaces the whole metadata; `None` values are dropped (an all-`None` map clears it).
+    pub new_metadata: Option<crate::metadata::UpdateMetadata>,
     pub new_configuration: Option<Value>,
 }
 

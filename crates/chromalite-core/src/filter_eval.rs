@@ -11,7 +11,7 @@
 //!   complements, so they also hold for records that lack the key or the document;
 //! - array values are only reached by `$contains` / `$not_contains`, which compare elements by type
 //!   without the int/float bridge; scalar operators never match an array;
-//! - document `$contains` is SQL `LIKE '%text%'`: ASCII letters match case-insensitively.
+//! - document `$contains` is a case-sensitive substring test.
 
 use std::cmp::Ordering;
 
@@ -69,9 +69,9 @@ fn array_contains(v: &MetadataValue, s: &Scalar) -> bool {
     }
 }
 
-/// SQL `LIKE '%needle%'` without wildcards: ASCII case folded, everything else exact.
+/// Chroma answers `$contains` from a case-sensitive trigram index: a plain substring test.
 fn like_contains(haystack: &str, needle: &str) -> bool {
-    haystack.to_ascii_lowercase().contains(&needle.to_ascii_lowercase())
+    haystack.contains(needle)
 }
 
 pub(crate) fn document_matches(filter: &WhereDocument, document: Option<&str>) -> bool {
@@ -105,8 +105,8 @@ mod tests {
     }
 
     #[test]
-    fn document_contains_folds_ascii_only() {
-        assert!(like_contains("Hello World", "hello"));
-        assert!(!like_contains("ÉCOLE", "école"));
+    fn document_contains_is_case_sensitive() {
+        assert!(like_contains("hello World", "hello"));
+        assert!(!like_contains("Hello World", "hello"));
     }
 }

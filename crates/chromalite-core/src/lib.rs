@@ -32,6 +32,7 @@ mod filter_eval;
 pub mod metadata;
 pub mod record;
 pub mod validate;
+pub mod wire;
 
 pub use backend::VectorBackend;
 pub use collection::{

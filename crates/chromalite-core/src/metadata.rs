@@ -249,6 +249,18 @@ pub fn merge_metadata(base: &mut Metadata, update: &UpdateMetadata) {
     }
 }
 
+/// Prefix of metadata keys Chroma reserves for itself; such keys are stored and filterable but
+/// never returned to callers.
+pub const RESERVED_PREFIX: &str = "chroma:";
+
+/// The metadata a read returns: `None` when nothing is stored, otherwise the map without reserved
+/// `chroma:` keys (which can leave `{}`, exactly as chromadb returns it).
+#[must_use]
+pub fn visible(m: Option<&Metadata>) -> Option<Metadata> {
+    let m = m.filter(|m| !m.is_empty())?;
+    Some(m.iter().filter(|(k, _)| !k.starts_with(RESERVED_PREFIX)).map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
 /// Drops `None` entries: what an `add` stores when given an update-style map.
 #[must_use]
 pub fn strip_nulls(update: &UpdateMetadata) -> Metadata {

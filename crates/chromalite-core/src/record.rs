@@ -161,6 +161,8 @@ pub struct GetResult {
     pub embeddings: Option<Vec<Vec<f32>>>,
     pub documents: Option<Vec<Option<String>>>,
     pub metadatas: Option<Vec<Option<Metadata>>>,
+    /// chromalite stores no URIs; when requested, every entry is `None` (as chromadb without URIs).
+    pub uris: Option<Vec<Option<String>>>,
     pub include: Vec<Include>,
 }
 
@@ -173,7 +175,11 @@ impl GetResult {
         r.embeddings = has(Include::Embeddings).then(Vec::new);
         r.documents = has(Include::Documents).then(Vec::new);
         r.metadatas = has(Include::Metadatas).then(Vec::new);
+        r.uris = has(Include::Uris).then(Vec::new);
         for rec in records {
+            if let Some(u) = r.uris.as_mut() {
+                u.push(None);
+            }
             if let Some(e) = r.embeddings.as_mut() {
                 e.push(rec.embedding.unwrap_or_default());
             }
@@ -181,23 +187,28 @@ impl GetResult {
                 d.push(rec.document);
             }
             if let Some(m) = r.metadatas.as_mut() {
-                m.push(rec.metadata);
+                m.push(crate::metadata::visible(rec.metadata.as_ref()));
             }
             r.ids.push(rec.id);
         }
         r
     }
 
-    /// chromadb's JSON shape: `{"ids", "embeddings", "documents", "metadatas", "include"}`.
+    /// chromadb's JSON shape: `{"ids", "embeddings", "documents", "metadatas", "include"}`
+    /// (plus `"uris"` when included).
     #[must_use]
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "ids": self.ids,
             "embeddings": self.embeddings.as_ref().map(|e| embeddings_json(e)),
             "documents": self.documents,
             "metadatas": self.metadatas.as_ref().map(|m| metadatas_json(m)),
             "include": include_json(&self.include),
-        })
+        });
+        if let Some(u) = &self.uris {
+            v["uris"] = json!(u);
+        }
+        v
     }
 }
 
@@ -209,21 +220,31 @@ pub struct QueryResult {
     pub embeddings: Option<Vec<Vec<Vec<f32>>>>,
     pub documents: Option<Vec<Vec<Option<String>>>>,
     pub metadatas: Option<Vec<Vec<Option<Metadata>>>>,
+    pub uris: Option<Vec<Vec<Option<String>>>>,
     pub include: Vec<Include>,
 }
 
 impl QueryResult {
     /// An empty result for `include`, ready for [`QueryResult::push`].
+    ///
+    /// Asking a query for `data` behaves as chromadb does without a data loader: `uris` joins the
+    /// include list and metadatas are returned.
     #[must_use]
     pub fn new(include: &[Include]) -> QueryResult {
+        let mut include = include.to_vec();
+        let data = include.contains(&Include::Data);
+        if data && !include.contains(&Include::Uris) {
+            include.push(Include::Uris);
+        }
         let has = |i| include.contains(&i);
         QueryResult {
             ids: Vec::new(),
             distances: has(Include::Distances).then(Vec::new),
             embeddings: has(Include::Embeddings).then(Vec::new),
             documents: has(Include::Documents).then(Vec::new),
-            metadatas: has(Include::Metadatas).then(Vec::new),
-            include: include.to_vec(),
+            metadatas: (data || has(Include::Metadatas)).then(Vec::new),
+            uris: has(Include::Uris).then(Vec::new),
+            include,
         }
     }
 
@@ -233,7 +254,14 @@ impl QueryResult {
         if let Some(d) = self.distances.as_mut() {
             d.push(distances);
         }
-        let g = GetResult::from_records(records, &self.include);
+        let mut columns = self.include.clone();
+        if self.metadatas.is_some() {
+            columns.push(Include::Metadatas);
+        }
+        let g = GetResult::from_records(records, &columns);
+        if let Some(u) = self.uris.as_mut() {
+            u.push(g.uris.unwrap_or_default());
+        }
         if let Some(e) = self.embeddings.as_mut() {
             e.push(g.embeddings.unwrap_or_default());
         }
@@ -249,14 +277,18 @@ impl QueryResult {
     /// chromadb's JSON shape, nested per query.
     #[must_use]
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "ids": self.ids,
             "distances": self.distances,
             "embeddings": self.embeddings.as_ref().map(|q| q.iter().map(|e| embeddings_json(e)).collect::<Vec<_>>()),
             "documents": self.documents,
             "metadatas": self.metadatas.as_ref().map(|q| q.iter().map(|m| metadatas_json(m)).collect::<Vec<_>>()),
             "include": include_json(&self.include),
-        })
+        });
+        if let Some(u) = &self.uris {
+            v["uris"] = json!(u);
+        }
+        v
     }
 }
 

@@ -45,7 +45,7 @@ pub fn tenant_or_database_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks an id list: non-empty, no duplicates.
+/// Checks an id list given to a read or delete: non-empty, no duplicates.
 pub fn ids(ids: &[String]) -> Result<()> {
     if ids.is_empty() {
         return Err(Error::invalid("Expected IDs to be a non-empty list, got 0 IDs"));
@@ -65,6 +65,9 @@ pub fn ids(ids: &[String]) -> Result<()> {
 /// within itself.
 pub fn record_batch(batch: &RecordBatch, op: WriteOp, dimension: Option<usize>) -> Result<()> {
     ids(&batch.ids)?;
+    if batch.ids.iter().any(String::is_empty) {
+        return Err(Error::invalid("Empty ID, ID must have at least one character"));
+    }
     let n = batch.ids.len();
     check_len("embeddings", batch.embeddings.as_ref().map(Vec::len), n)?;
     check_len("documents", batch.documents.as_ref().map(Vec::len), n)?;
@@ -77,8 +80,14 @@ pub fn record_batch(batch: &RecordBatch, op: WriteOp, dimension: Option<usize>) 
     if let Some(embs) = &batch.embeddings {
         embeddings(embs, dimension)?;
     }
-    for m in batch.metadatas.iter().flatten().flatten() {
-        metadata(m)?;
+    // chromadb lets a document be missing only when the embedding is given in the same call.
+    if batch.embeddings.is_none() && batch.documents.iter().flatten().any(Option::is_none) {
+        return Err(Error::invalid("Expected document to be a str, got None"));
+    }
+    for (i, m) in batch.metadatas.iter().flatten().enumerate() {
+        if let Some(m) = m {
+            metadata(m, op, i)?;
+        }
     }
     Ok(())
 }
@@ -110,13 +119,44 @@ pub fn embeddings(embs: &[Vec<f32>], dimension: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-/// Checks one record metadata map (values may be `None` to delete a key on update).
-pub fn metadata(m: &UpdateMetadata) -> Result<()> {
+/// Checks the metadata of record `index`: non-empty, no reserved or operator-like keys, and no
+/// `None` values on `add` (on `update`/`upsert` they delete the key).
+pub fn metadata(m: &UpdateMetadata, op: WriteOp, index: usize) -> Result<()> {
     if m.is_empty() {
         return Err(Error::invalid("Expected metadata to be a non-empty dict, got 0 metadata attributes"));
     }
-    if m.contains_key(crate::filter::DOCUMENT_KEY) {
-        return Err(Error::invalid("Expected metadata to not contain the reserved key #document"));
+    if m.contains_key("chroma:document") {
+        return Err(Error::invalid("Expected metadata to not contain the reserved key chroma:document"));
+    }
+    if m.keys().any(|k| k.is_empty() || k.starts_with('#') || k.starts_with('$')) {
+        return Err(Error::invalid(format!("Validation error: metadatas: Invalid metadata at index {index}")));
+    }
+    if op == WriteOp::Add && m.values().any(Option::is_none) {
+        return Err(Error::invalid("metadata values must not be None when adding records"));
+    }
+    Ok(())
+}
+
+/// Checks a delete selects something: chromadb refuses a delete with no criterion.
+pub fn delete_selection(s: &crate::record::Selection) -> Result<()> {
+    if s.is_empty() {
+        return Err(Error::invalid("At least one of ids, where, or where_document must be provided in delete."));
+    }
+    if let Some(i) = &s.ids {
+        ids(i)?;
+    }
+    Ok(())
+}
+
+/// Checks new collection metadata given to `modify`.
+pub fn modify_metadata(m: &UpdateMetadata) -> Result<()> {
+    if m.is_empty() {
+        return Err(Error::invalid("Expected metadata to be a non-empty dict, got 0 metadata attributes"));
+    }
+    if m.contains_key("hnsw:space") {
+        return Err(Error::invalid(
+            "Changing the distance function of a collection once it is created is not supported currently.",
+        ));
     }
     Ok(())
 }
@@ -137,10 +177,22 @@ pub fn n_results(n: i64) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::invalid(format!("n_results {n} is too large")))
 }
 
-/// Checks an include list for `get` (which has no distances).
+/// Checks an include list for `get` (which has no distances, and no data without a data loader).
 pub fn get_include(include: &[Include]) -> Result<()> {
     if include.contains(&Include::Distances) {
         return Err(Error::invalid("Include item cannot be one of distances, got distances"));
+    }
+    if include.contains(&Include::Data) {
+        return Err(Error::invalid("You must set a data loader on the collection if loading from URIs."));
+    }
+    Ok(())
+}
+
+/// Checks a get request's ids.
+pub fn get_request(req: &crate::record::GetRequest) -> Result<()> {
+    get_include(&req.include)?;
+    if let Some(i) = &req.selection.ids {
+        ids(i)?;
     }
     Ok(())
 }

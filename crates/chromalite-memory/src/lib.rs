@@ -229,6 +229,9 @@ impl VectorBackend for MemoryBackend {
         if let Some(n) = &req.new_name {
             validate::collection_name(n)?;
         }
+        if let Some(m) = &req.new_metadata {
+            validate::modify_metadata(m)?;
+        }
         let mut state = self.write();
         let id = state.find(db, name)?.map(|c| c.info.id.clone()).ok_or_else(|| Error::not_found("collection", name))?;
         if let Some(n) = req.new_name.as_ref().filter(|n| *n != name) {
@@ -241,7 +244,7 @@ impl VectorBackend for MemoryBackend {
             c.info.name.clone_from(n);
         }
         if let Some(m) = &req.new_metadata {
-            c.info.metadata = Some(m.clone());
+            c.info.metadata = Some(chromalite_core::metadata::strip_nulls(m)).filter(|m| !m.is_empty());
         }
         if let Some(cfg) = &req.new_configuration {
             c.info.config.apply_json(cfg)?;
@@ -269,16 +272,14 @@ impl VectorBackend for MemoryBackend {
     }
 
     fn delete(&self, col: &CollectionInfo, selection: &Selection) -> Result<()> {
-        if let Some(ids) = &selection.ids {
-            validate::ids(ids)?;
-        }
+        validate::delete_selection(selection)?;
         let mut state = self.write();
         state.collection_mut(col)?.records.delete(selection);
         Ok(())
     }
 
     fn get(&self, col: &CollectionInfo, req: &GetRequest) -> Result<GetResult> {
-        validate::get_include(&req.include)?;
+        validate::get_request(req)?;
         let state = self.read();
         let records = state.collection(col)?.records.get(req);
         Ok(GetResult::from_records(records, &req.include))
