@@ -107,7 +107,7 @@ fn compare(step: &Value, got: &Result<Value>) -> std::result::Result<(), String>
     match (expect.get("error"), got) {
         (Some(e), Err(err)) => {
             let kind = e["kind"].as_str().unwrap_or_default();
-            if kind == err.kind().as_str() || known_deviation(e, err) {
+            if kind == err.kind().as_str() {
                 Ok(())
             } else {
                 Err(format!("expected error {kind} ({}), got {} ({err})", e["message"], err.kind()))
@@ -139,14 +139,6 @@ fn compare(step: &Value, got: &Result<Value>) -> std::result::Result<(), String>
             same(&want, &have, "$").map_err(|why| format!("{why}\n    expected {}\n    got      {}", short(&want), short(&have)))
         }
     }
-}
-
-/// Where chromadb reports a failure with an untyped kind and chromalite with a precise one.
-/// Each entry is a deliberate, documented improvement; the failure itself still happens.
-fn known_deviation(expected: &Value, got: &Error) -> bool {
-    let message = expected["message"].as_str().unwrap_or_default();
-    // Renaming onto an existing name: chromadb surfaces SQLite's UNIQUE violation as Internal.
-    expected["kind"] == "Internal" && message.contains("UNIQUE constraint") && got.kind().as_str() == "AlreadyExists"
 }
 
 fn short(v: &Value) -> String {

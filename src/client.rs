@@ -1,0 +1,177 @@
+//! [`Client`] and [`Collection`]: the user-facing handles over any backend.
+
+use std::sync::Arc;
+
+use chromalite_core::{CollectionInfo, DatabaseRef, ModifyCollection, Result, Selection, VectorBackend};
+use chromalite_memory::MemoryBackend;
+
+use crate::requests::{CreateBuilder, Filter, GetBuilder, QueryBuilder, WriteBuilder, WriteKind};
+
+/// A connection to one store, scoped to a tenant and database.
+#[derive(Clone)]
+pub struct Client {
+    backend: Arc<dyn VectorBackend>,
+    db: DatabaseRef,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("backend", &self.backend.kind()).field("db", &self.db).finish()
+    }
+}
+
+impl Client {
+    /// A client over any backend, on the default tenant and database.
+    pub fn with_backend(backend: Arc<dyn VectorBackend>) -> Client {
+        Client { backend, db: DatabaseRef::default() }
+    }
+
+    /// A fresh in-memory store (nothing survives the process).
+    #[must_use]
+    pub fn in_memory() -> Client {
+        Client::with_backend(Arc::new(MemoryBackend::new()))
+    }
+
+    /// The same store, scoped to another tenant and database (which must exist).
+    #[must_use]
+    pub fn scoped(&self, tenant: &str, database: &str) -> Client {
+        Client { backend: Arc::clone(&self.backend), db: DatabaseRef::new(tenant, database) }
+    }
+
+    /// The backend this client talks to.
+    #[must_use]
+    pub fn backend(&self) -> &Arc<dyn VectorBackend> {
+        &self.backend
+    }
+
+    /// The tenant and database this client works in.
+    #[must_use]
+    pub fn database(&self) -> &DatabaseRef {
+        &self.db
+    }
+
+    /// Checks the backend answers.
+    pub fn heartbeat(&self) -> Result<u64> {
+        self.backend.heartbeat()
+    }
+
+    /// Starts creating a collection; finish with [`CreateBuilder::run`].
+    #[must_use]
+    pub fn create_collection(&self, name: &str) -> CreateBuilder<'_> {
+        CreateBuilder::new(self, name)
+    }
+
+    /// The collection `name`, creating it with defaults if missing.
+    pub fn get_or_create_collection(&self, name: &str) -> Result<Collection> {
+        self.create_collection(name).get_or_create().run()
+    }
+
+    /// The existing collection `name` (`NotFound` otherwise).
+    pub fn get_collection(&self, name: &str) -> Result<Collection> {
+        let info = self.backend.get_collection(&self.db, name)?;
+        Ok(self.handle(info))
+    }
+
+    /// All collections, in chromadb's order.
+    pub fn list_collections(&self) -> Result<Vec<Collection>> {
+        Ok(self.backend.list_collections(&self.db, None, 0)?.into_iter().map(|i| self.handle(i)).collect())
+    }
+
+    /// Deletes a collection and its records.
+    pub fn delete_collection(&self, name: &str) -> Result<()> {
+        self.backend.delete_collection(&self.db, name)
+    }
+
+    pub(crate) fn handle(&self, info: CollectionInfo) -> Collection {
+        Collection { client: self.clone(), info }
+    }
+}
+
+/// A handle on one collection. Cheap to clone; every call goes to the backend.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    client: Client,
+    info: CollectionInfo,
+}
+
+impl Collection {
+    /// The collection's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// The collection's UUID.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    /// The description the backend gave when this handle was made.
+    #[must_use]
+    pub fn info(&self) -> &CollectionInfo {
+        &self.info
+    }
+
+    pub(crate) fn backend(&self) -> &dyn VectorBackend {
+        self.client.backend.as_ref()
+    }
+
+    /// Adds records (existing ids are ignored, as in chromadb).
+    pub fn add<I: Into<String>>(&self, ids: impl IntoIterator<Item = I>) -> WriteBuilder<'_> {
+        WriteBuilder::new(self, WriteKind::Add, ids)
+    }
+
+    /// Inserts or updates records.
+    pub fn upsert<I: Into<String>>(&self, ids: impl IntoIterator<Item = I>) -> WriteBuilder<'_> {
+        WriteBuilder::new(self, WriteKind::Upsert, ids)
+    }
+
+    /// Updates existing records (missing ids are ignored).
+    pub fn update<I: Into<String>>(&self, ids: impl IntoIterator<Item = I>) -> WriteBuilder<'_> {
+        WriteBuilder::new(self, WriteKind::Update, ids)
+    }
+
+    /// Reads records; finish with [`GetBuilder::run`].
+    #[must_use]
+    pub fn get(&self) -> GetBuilder<'_> {
+        GetBuilder::new(self)
+    }
+
+    /// Nearest-neighbour search for each of `embeddings`; finish with [`QueryBuilder::run`].
+    #[must_use]
+    pub fn query(&self, embeddings: Vec<Vec<f32>>) -> QueryBuilder<'_> {
+        QueryBuilder::new(self, embeddings)
+    }
+
+    /// Deletes records by ids and/or filters.
+    pub fn delete(&self, ids: Option<Vec<String>>, where_: Option<Filter>, where_document: Option<Filter>) -> Result<()> {
+        let selection = Selection {
+            ids,
+            where_: where_.map(Filter::into_where).transpose()?,
+            where_document: where_document.map(Filter::into_where_document).transpose()?,
+        };
+        self.backend().delete(&self.info, &selection)
+    }
+
+    /// Number of records.
+    pub fn count(&self) -> Result<usize> {
+        self.backend().count(&self.info)
+    }
+
+    /// The first `limit` records with embeddings, documents and metadatas.
+    pub fn peek(&self, limit: usize) -> Result<chromalite_core::GetResult> {
+        self.backend().peek(&self.info, limit)
+    }
+
+    /// Renames the collection and/or replaces its metadata; returns the updated handle.
+    pub fn modify(&self, new_name: Option<&str>, new_metadata: Option<&serde_json::Value>) -> Result<Collection> {
+        let req = ModifyCollection {
+            new_name: new_name.map(str::to_owned),
+            new_metadata: new_metadata.map(chromalite_core::wire::modify_metadata).transpose()?,
+            new_configuration: None,
+        };
+        self.backend().modify_collection(&self.client.db, &self.info.name, &req)?;
+        self.client.get_collection(new_name.unwrap_or(&self.info.name))
+    }
+}

@@ -1,0 +1,290 @@
+//! Request builders: `col.query(q).n_results(10).where_(json!({..})).run()`.
+
+use chromalite_core::{
+    wire, CreateCollection, Error, GetRequest, GetResult, Include, QueryRequest, QueryResult, RecordBatch, Result,
+    Selection, Space, Where, WhereDocument,
+};
+use serde_json::Value;
+
+use crate::client::{Client, Collection};
+
+/// A filter given either as Chroma JSON or as a typed AST.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    Json(Value),
+    Where(Where),
+    Document(WhereDocument),
+}
+
+impl From<Value> for Filter {
+    fn from(v: Value) -> Self {
+        Filter::Json(v)
+    }
+}
+
+impl From<Where> for Filter {
+    fn from(w: Where) -> Self {
+        Filter::Where(w)
+    }
+}
+
+impl From<WhereDocument> for Filter {
+    fn from(d: WhereDocument) -> Self {
+        Filter::Document(d)
+    }
+}
+
+impl Filter {
+    pub(crate) fn into_where(self) -> Result<Where> {
+        match self {
+            Filter::Json(v) => Where::from_json(&v),
+            Filter::Where(w) => Ok(w),
+            Filter::Document(d) => Ok(Where::Document(d)),
+        }
+    }
+
+    pub(crate) fn into_where_document(self) -> Result<WhereDocument> {
+        match self {
+            Filter::Json(v) => WhereDocument::from_json(&v),
+            Filter::Document(d) => Ok(d),
+            Filter::Where(_) => Err(Error::invalid("a metadata filter was given where a document filter is expected")),
+        }
+    }
+}
+
+/// Builds a `create_collection` call.
+#[derive(Debug)]
+pub struct CreateBuilder<'a> {
+    client: &'a Client,
+    req: CreateCollection,
+    metadata: Option<Value>,
+}
+
+impl<'a> CreateBuilder<'a> {
+    pub(crate) fn new(client: &'a Client, name: &str) -> Self {
+        CreateBuilder { client, req: CreateCollection { name: name.into(), ..Default::default() }, metadata: None }
+    }
+
+    /// Collection metadata (a JSON object).
+    #[must_use]
+    pub fn metadata(mut self, m: Value) -> Self {
+        self.metadata = Some(m);
+        self
+    }
+
+    /// The distance function (stored in the configuration, as chromadb does).
+    #[must_use]
+    pub fn space(mut self, space: Space) -> Self {
+        let mut cfg = self.req.configuration.take().unwrap_or_else(|| serde_json::json!({}));
+        cfg["hnsw"]["space"] = Value::String(space.as_str().into());
+        self.req.configuration = Some(cfg);
+        self
+    }
+
+    /// A full configuration JSON, as chromadb's `configuration=` argument.
+    #[must_use]
+    pub fn configuration(mut self, c: Value) -> Self {
+        self.req.configuration = Some(c);
+        self
+    }
+
+    /// Return the existing collection instead of failing with `AlreadyExists`.
+    #[must_use]
+    pub fn get_or_create(mut self) -> Self {
+        self.req.get_or_create = true;
+        self
+    }
+
+    /// Creates the collection.
+    pub fn run(mut self) -> Result<Collection> {
+        self.req.metadata = self.metadata.as_ref().map(wire::collection_metadata).transpose()?;
+        let info = self.client.backend().create_collection(self.client.database(), &self.req)?;
+        Ok(self.client.handle(info))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WriteKind {
+    Add,
+    Upsert,
+    Update,
+}
+
+/// Builds an `add`, `upsert` or `update` call.
+#[derive(Debug)]
+pub struct WriteBuilder<'a> {
+    col: &'a Collection,
+    kind: WriteKind,
+    batch: RecordBatch,
+    metadatas: Option<Vec<Value>>,
+}
+
+impl<'a> WriteBuilder<'a> {
+    pub(crate) fn new<I: Into<String>>(col: &'a Collection, kind: WriteKind, ids: impl IntoIterator<Item = I>) -> Self {
+        WriteBuilder { col, kind, batch: RecordBatch::new(ids), metadatas: None }
+    }
+
+    /// One embedding per id.
+    #[must_use]
+    pub fn embeddings(mut self, e: Vec<Vec<f32>>) -> Self {
+        self.batch.embeddings = Some(e);
+        self
+    }
+
+    /// One document per id.
+    #[must_use]
+    pub fn documents<D: Into<String>>(mut self, docs: impl IntoIterator<Item = D>) -> Self {
+        self.batch.documents = Some(docs.into_iter().map(|d| Some(d.into())).collect());
+        self
+    }
+
+    /// One metadata object (or `null`) per id.
+    #[must_use]
+    pub fn metadatas(mut self, m: impl IntoIterator<Item = Value>) -> Self {
+        self.metadatas = Some(m.into_iter().collect());
+        self
+    }
+
+    /// Performs the write.
+    pub fn run(mut self) -> Result<()> {
+        if let Some(m) = self.metadatas.take() {
+            self.batch.metadatas = Some(wire::metadatas(&Value::Array(m))?);
+        }
+        let (b, info) = (self.col.backend(), self.col.info());
+        match self.kind {
+            WriteKind::Add => b.add(info, &self.batch),
+            WriteKind::Upsert => b.upsert(info, &self.batch),
+            WriteKind::Update => b.update(info, &self.batch),
+        }
+    }
+}
+
+/// Builds a `get` call.
+#[derive(Debug)]
+pub struct GetBuilder<'a> {
+    col: &'a Collection,
+    req: GetRequest,
+    where_: Option<Filter>,
+    where_document: Option<Filter>,
+}
+
+impl<'a> GetBuilder<'a> {
+    pub(crate) fn new(col: &'a Collection) -> Self {
+        GetBuilder { col, req: GetRequest::default(), where_: None, where_document: None }
+    }
+
+    /// Only these ids.
+    #[must_use]
+    pub fn ids<I: Into<String>>(mut self, ids: impl IntoIterator<Item = I>) -> Self {
+        self.req.selection.ids = Some(ids.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// A metadata filter (Chroma JSON or [`Where`]).
+    #[must_use]
+    pub fn where_(mut self, f: impl Into<Filter>) -> Self {
+        self.where_ = Some(f.into());
+        self
+    }
+
+    /// A document filter (Chroma JSON or [`WhereDocument`]).
+    #[must_use]
+    pub fn where_document(mut self, f: impl Into<Filter>) -> Self {
+        self.where_document = Some(f.into());
+        self
+    }
+
+    /// At most `n` records.
+    #[must_use]
+    pub fn limit(mut self, n: usize) -> Self {
+        self.req.limit = Some(n);
+        self
+    }
+
+    /// Skip the first `n` matching records.
+    #[must_use]
+    pub fn offset(mut self, n: usize) -> Self {
+        self.req.offset = n;
+        self
+    }
+
+    /// Which fields to return (default: metadatas and documents).
+    #[must_use]
+    pub fn include(mut self, fields: impl IntoIterator<Item = Include>) -> Self {
+        self.req.include = fields.into_iter().collect();
+        self
+    }
+
+    /// Runs the read.
+    pub fn run(mut self) -> Result<GetResult> {
+        self.req.selection = selection(self.req.selection.ids.take(), self.where_, self.where_document)?;
+        self.col.backend().get(self.col.info(), &self.req)
+    }
+}
+
+fn selection(ids: Option<Vec<String>>, w: Option<Filter>, d: Option<Filter>) -> Result<Selection> {
+    Ok(Selection {
+        ids,
+        where_: w.map(Filter::into_where).transpose()?,
+        where_document: d.map(Filter::into_where_document).transpose()?,
+    })
+}
+
+/// Builds a `query` call.
+#[derive(Debug)]
+pub struct QueryBuilder<'a> {
+    col: &'a Collection,
+    req: QueryRequest,
+    where_: Option<Filter>,
+    where_document: Option<Filter>,
+}
+
+impl<'a> QueryBuilder<'a> {
+    pub(crate) fn new(col: &'a Collection, embeddings: Vec<Vec<f32>>) -> Self {
+        QueryBuilder { col, req: QueryRequest { embeddings, ..Default::default() }, where_: None, where_document: None }
+    }
+
+    /// Neighbours per query (default 10).
+    #[must_use]
+    pub fn n_results(mut self, n: usize) -> Self {
+        self.req.n_results = n;
+        self
+    }
+
+    /// Restrict the search to these ids.
+    #[must_use]
+    pub fn ids<I: Into<String>>(mut self, ids: impl IntoIterator<Item = I>) -> Self {
+        self.req.selection.ids = Some(ids.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// A metadata filter (Chroma JSON or [`Where`]).
+    #[must_use]
+    pub fn where_(mut self, f: impl Into<Filter>) -> Self {
+        self.where_ = Some(f.into());
+        self
+    }
+
+    /// A document filter (Chroma JSON or [`WhereDocument`]).
+    #[must_use]
+    pub fn where_document(mut self, f: impl Into<Filter>) -> Self {
+        self.where_document = Some(f.into());
+        self
+    }
+
+    /// Which fields to return (default: metadatas, documents, distances).
+    #[must_use]
+    pub fn include(mut self, fields: impl IntoIterator<Item = Include>) -> Self {
+        self.req.include = fields.into_iter().collect();
+        self
+    }
+
+    /// Runs the search.
+    pub fn run(mut self) -> Result<QueryResult> {
+        if self.req.n_results == 0 {
+            return Err(Error::invalid("Number of requested results 0, cannot be negative, or zero."));
+        }
+        self.req.selection = selection(self.req.selection.ids.take(), self.where_, self.where_document)?;
+        self.col.backend().query(self.col.info(), &self.req)
+    }
+}
