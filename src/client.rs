@@ -32,6 +32,15 @@ impl Client {
         Client::with_backend(Arc::new(MemoryBackend::new()))
     }
 
+    /// Opens (or creates) a Chroma persist directory.
+    pub fn persistent(path: impl AsRef<std::path::Path>) -> Result<Client> {
+        let _ = path.as_ref();
+        Err(chromalite_core::Error::Unavailable {
+            message: "the persistent backend lands with chromalite-sqlite".into(),
+            retry_after: None,
+        })
+    }
+
     /// The same store, scoped to another tenant and database (which must exist).
     #[must_use]
     pub fn scoped(&self, tenant: &str, database: &str) -> Client {
@@ -152,6 +161,26 @@ impl Collection {
             where_document: where_document.map(Filter::into_where_document).transpose()?,
         };
         self.backend().delete(&self.info, &selection)
+    }
+
+    /// Runs a prepared [`GetRequest`](chromalite_core::GetRequest).
+    pub fn get_request(&self, req: &chromalite_core::GetRequest) -> Result<chromalite_core::GetResult> {
+        self.backend().get(&self.info, req)
+    }
+
+    /// Runs a prepared [`QueryRequest`](chromalite_core::QueryRequest).
+    pub fn query_request(&self, req: &chromalite_core::QueryRequest) -> Result<chromalite_core::QueryResult> {
+        self.backend().query(&self.info, req)
+    }
+
+    /// Upserts a prepared [`RecordBatch`](chromalite_core::RecordBatch).
+    pub fn upsert_batch(&self, batch: &chromalite_core::RecordBatch) -> Result<()> {
+        self.backend().upsert(&self.info, batch)
+    }
+
+    /// Adds a prepared [`RecordBatch`](chromalite_core::RecordBatch).
+    pub fn add_batch(&self, batch: &chromalite_core::RecordBatch) -> Result<()> {
+        self.backend().add(&self.info, batch)
     }
 
     /// Number of records.

@@ -1,1 +1,96 @@
-fn main() {}
+//! `chromalite`: the command-line face of chromalite. See `chromalite help` and DESIGN.md's CLI
+//! contract (scripts depend on its output and exit codes).
+
+mod args;
+mod demo;
+mod records;
+mod show;
+mod store;
+
+use std::process::ExitCode;
+
+use args::Command;
+use chromalite::ErrorKind;
+
+/// Why a command failed, which decides the exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad arguments or input files: exit 1.
+    Usage(String),
+    /// The store refused or failed: exit code from the error kind.
+    Store(chromalite::Error),
+    /// `doctor` found damage: exit 2.
+    Damaged(String),
+}
+
+impl From<chromalite::Error> for CliError {
+    fn from(e: chromalite::Error) -> Self {
+        CliError::Store(e)
+    }
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 1,
+            CliError::Damaged(_) => 2,
+            CliError::Store(e) => match e.kind() {
+                ErrorKind::Corrupt => 2,
+                ErrorKind::Locked | ErrorKind::Unavailable | ErrorKind::Timeout => 3,
+                _ => 1,
+            },
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            CliError::Usage(m) | CliError::Damaged(m) => m.clone(),
+            CliError::Store(e) => format!("{} ({})", e, e.kind()),
+        }
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+fn main() -> ExitCode {
+    let cli = match args::parse() {
+        Ok(cli) => cli,
+        Err(msg) => {
+            eprintln!("chromalite: {msg}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chromalite: {}", e.message().replace('\n', " "));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: args::Cli) -> CliResult {
+    if matches!(cli.command, Command::Help) {
+        println!("{}", args::USAGE);
+        return Ok(());
+    }
+    if let Command::Demo { dir } = &cli.command {
+        return demo::run(dir.as_deref());
+    }
+    let client = store::open(&cli)?;
+    match cli.command {
+        Command::Collections { json } => show::collections(&client, json),
+        Command::Create { name, space, metadata } => records::create(&client, &name, space.as_deref(), metadata.as_deref()),
+        Command::Import { name, file, batch_size, space } => records::import(&client, &name, &file, batch_size, space.as_deref()),
+        Command::Export { name, file } => records::export(&client, &name, file.as_deref()),
+        Command::Count { name } => {
+            println!("{}", client.get_collection(&name)?.count()?);
+            Ok(())
+        }
+        Command::Get { name, limit, offset, read } => show::get(&client, &name, limit, offset, &read),
+        Command::Query { name, embeddings, n_results, read } => show::query(&client, &name, &embeddings, n_results, &read),
+        Command::Delete { name, read } => records::delete(&client, &name, &read),
+        Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => store::maintenance(&cli.command, &cli),
+        Command::Help | Command::Demo { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,208 @@
+//! Command-line parsing for the contract in DESIGN.md.
+
+use std::path::PathBuf;
+
+use lexopt::prelude::*;
+
+/// Which store to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Path(PathBuf),
+    Url { url: String, token: Option<String> },
+    Memory,
+    Lance(PathBuf),
+}
+
+/// The parsed command line.
+#[derive(Debug)]
+pub struct Cli {
+    pub target: Option<Target>,
+    pub tenant: Option<String>,
+    pub database: Option<String>,
+    pub command: Command,
+}
+
+/// Options shared by `get` and `query`.
+#[derive(Debug, Default)]
+pub struct ReadOpts {
+    pub ids: Option<Vec<String>>,
+    pub where_: Option<String>,
+    pub where_document: Option<String>,
+    pub include: Option<String>,
+    pub json: bool,
+}
+
+/// One command.
+#[derive(Debug)]
+pub enum Command {
+    Collections { json: bool },
+    Create { name: String, space: Option<String>, metadata: Option<String> },
+    Import { name: String, file: PathBuf, batch_size: usize, space: Option<String> },
+    Export { name: String, file: Option<PathBuf> },
+    Count { name: String },
+    Get { name: String, limit: Option<usize>, offset: Option<usize>, read: ReadOpts },
+    Query { name: String, embeddings: PathBuf, n_results: usize, read: ReadOpts },
+    Delete { name: String, read: ReadOpts },
+    Doctor { json: bool },
+    Repair { yes: bool },
+    Cleanup { yes: bool },
+    Demo { dir: Option<PathBuf> },
+    Help,
+}
+
+pub const USAGE: &str = "\
+usage: chromalite [--path DIR | --url URL [--token T] | --memory] [--tenant T] [--database D] COMMAND
+
+commands:
+  collections [--json]                         list collections
+  create NAME [--space l2|ip|cosine] [--metadata JSON]
+  import NAME --file records.jsonl [--batch-size N] [--space S]
+                                               one {\"id\",\"embedding\",\"document\"?,\"metadata\"?} per line
+  export NAME [--file out.jsonl]               all records as JSONL (stdout by default)
+  count NAME                                   number of records
+  get NAME [--ids a,b] [--where JSON] [--where-document JSON] [--limit N] [--offset N] [--include LIST] [--json]
+  query NAME --embeddings FILE.json [--n-results K] [--where JSON] [--where-document JSON] [--include LIST] [--json]
+  delete NAME [--ids a,b] [--where JSON] [--where-document JSON]
+  doctor [--json]                              check a store; exit 2 when damaged
+  repair [--yes]                               back up, then rebuild damaged parts
+  cleanup [--dry-run | --yes]                  remove orphaned segments and stale files
+  demo [--dir DIR]                             build ./chromalite-data from the bundled corpus and query it
+
+exit codes: 0 ok, 1 user error, 2 store damaged, 3 store unavailable or locked";
+
+/// Parses `std::env::args`.
+pub fn parse() -> Result<Cli, String> {
+    parse_from(std::env::args_os().skip(1))
+}
+
+/// Parses an argument list (without the program name).
+pub fn parse_from<I>(args: I) -> Result<Cli, String>
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString>,
+{
+    let mut p = lexopt::Parser::from_args(args);
+    let mut target = None;
+    let (mut tenant, mut database, mut token, mut url) = (None, None, None, None);
+    let command = loop {
+        let arg = p.next().map_err(|e| e.to_string())?.ok_or("missing command; run `chromalite help`")?;
+        match arg {
+            Long("path") => target = Some(Target::Path(value(&mut p)?.into())),
+            Long("lance") => target = Some(Target::Lance(value(&mut p)?.into())),
+            Long("memory") => target = Some(Target::Memory),
+            Long("url") => url = Some(value(&mut p)?),
+            Long("token") => token = Some(value(&mut p)?),
+            Long("tenant") => tenant = Some(value(&mut p)?),
+            Long("database") => database = Some(value(&mut p)?),
+            Short('h') | Long("help") => break Command::Help,
+            Value(cmd) => break command(&cmd.string().map_err(|_| "command is not UTF-8")?, &mut p)?,
+            other => return Err(other.unexpected().to_string()),
+        }
+    };
+    if let Some(url) = url {
+        target = Some(Target::Url { url, token });
+    }
+    Ok(Cli { target, tenant, database, command })
+}
+
+fn value(p: &mut lexopt::Parser) -> Result<String, String> {
+    p.value().map_err(|e| e.to_string())?.string().map_err(|_| "argument is not UTF-8".to_string())
+}
+
+fn number(p: &mut lexopt::Parser, flag: &str) -> Result<usize, String> {
+    let v = value(p)?;
+    v.parse().map_err(|_| format!("{flag} expects a non-negative integer, got {v:?}"))
+}
+
+fn name(p: &mut lexopt::Parser, cmd: &str) -> Result<String, String> {
+    match p.next().map_err(|e| e.to_string())? {
+        Some(Value(v)) => v.string().map_err(|_| "collection name is not UTF-8".into()),
+        _ => Err(format!("`{cmd}` needs a collection NAME")),
+    }
+}
+
+fn read_opt(flag: &str, p: &mut lexopt::Parser, r: &mut ReadOpts) -> Result<bool, String> {
+    match flag {
+        "ids" => r.ids = Some(value(p)?.split(',').map(str::to_owned).collect()),
+        "where" => r.where_ = Some(value(p)?),
+        "where-document" => r.where_document = Some(value(p)?),
+        "include" => r.include = Some(value(p)?),
+        "json" => r.json = true,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+#[allow(clippy::too_many_lines)] // one arm per command of the contract reads best as one table
+fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
+    let mut read = ReadOpts::default();
+    let (mut json, mut yes, mut file, mut space, mut metadata, mut emb) = (false, false, None, None, None, None);
+    let (mut limit, mut offset, mut n_results, mut batch_size, mut dir) = (None, None, 10, 1000, None);
+    let needs_name = matches!(cmd, "create" | "import" | "export" | "count" | "get" | "query" | "delete");
+    let coll = if needs_name { Some(name(p, cmd)?) } else { None };
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        let flag = match arg {
+            Long(l) => l.to_owned(),
+            other => return Err(format!("{cmd}: {}", other.unexpected())),
+        };
+        if read_opt(&flag, p, &mut read)? {
+            continue;
+        }
+        match flag.as_str() {
+            "json" => json = true,
+            "yes" => yes = true,
+            "dry-run" => yes = false,
+            "file" => file = Some(PathBuf::from(value(p)?)),
+            "space" => space = Some(value(p)?),
+            "metadata" => metadata = Some(value(p)?),
+            "embeddings" => emb = Some(PathBuf::from(value(p)?)),
+            "limit" => limit = Some(number(p, "--limit")?),
+            "offset" => offset = Some(number(p, "--offset")?),
+            "n-results" => n_results = number(p, "--n-results")?,
+            "batch-size" => batch_size = number(p, "--batch-size")?.max(1),
+            "dir" => dir = Some(PathBuf::from(value(p)?)),
+            other => return Err(format!("{cmd}: unexpected option --{other}")),
+        }
+    }
+    let name = coll.unwrap_or_default();
+    Ok(match cmd {
+        "collections" => Command::Collections { json: json || read.json },
+        "create" => Command::Create { name, space, metadata },
+        "import" => Command::Import { name, file: file.ok_or("import needs --file FILE")?, batch_size, space },
+        "export" => Command::Export { name, file },
+        "count" => Command::Count { name },
+        "get" => Command::Get { name, limit, offset, read },
+        "query" => Command::Query { name, embeddings: emb.ok_or("query needs --embeddings FILE.json")?, n_results, read },
+        "delete" => Command::Delete { name, read },
+        "doctor" => Command::Doctor { json: json || read.json },
+        "repair" => Command::Repair { yes },
+        "cleanup" => Command::Cleanup { yes },
+        "demo" => Command::Demo { dir },
+        "help" => Command::Help,
+        other => return Err(format!("unknown command {other:?}; run `chromalite help`")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_global_options_and_query() {
+        let cli = parse_from(["--memory", "query", "docs", "--embeddings", "q.json", "--n-results", "3", "--json"]).unwrap();
+        assert_eq!(cli.target, Some(Target::Memory));
+        match cli.command {
+            Command::Query { name, n_results, read, .. } => {
+                assert_eq!((name.as_str(), n_results, read.json), ("docs", 3, true));
+            }
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_flags_and_missing_names() {
+        assert!(parse_from(["--memory", "count"]).is_err());
+        assert!(parse_from(["--memory", "get", "x", "--bogus"]).is_err());
+        assert!(parse_from(["--memory", "get", "x", "--limit", "-1"]).is_err());
+    }
+}

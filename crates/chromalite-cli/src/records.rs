@@ -1,0 +1,169 @@
+//! `create`, `import`, `export` and `delete`.
+
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use chromalite::core::{wire, GetRequest, Include, RecordBatch};
+use chromalite::{Client, Collection};
+use serde_json::{json, Value};
+
+use crate::args::ReadOpts;
+use crate::{CliError, CliResult};
+
+fn space_config(space: Option<&str>) -> CliResult<Option<Value>> {
+    space
+        .map(|s| chromalite::Space::parse(s).map(|sp| json!({"hnsw": {"space": sp.as_str()}})))
+        .transpose()
+        .map_err(CliError::from)
+}
+
+/// `create NAME [--space S] [--metadata JSON]`.
+pub fn create(client: &Client, name: &str, space: Option<&str>, metadata: Option<&str>) -> CliResult {
+    let mut b = client.create_collection(name);
+    if let Some(cfg) = space_config(space)? {
+        b = b.configuration(cfg);
+    }
+    if let Some(m) = metadata {
+        b = b.metadata(serde_json::from_str(m).map_err(|e| CliError::Usage(format!("--metadata is not valid JSON: {e}")))?);
+    }
+    let col = b.run()?;
+    println!("created {} ({})", col.name(), col.id());
+    Ok(())
+}
+
+/// Reports durable progress: `committed N` lines for scripts, a bar for people.
+struct Progress {
+    tty: bool,
+    started: Instant,
+    total_bytes: u64,
+}
+
+impl Progress {
+    fn report(&self, committed: usize, bytes_read: u64) {
+        if self.tty {
+            let frac = if self.total_bytes == 0 { 1.0 } else { bytes_read as f64 / self.total_bytes as f64 };
+            let filled = (frac * 30.0) as usize;
+            let rate = committed as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+            eprint!("\r[{}{}] {committed} records, {rate:.0}/s ", "#".repeat(filled), " ".repeat(30 - filled.min(30)));
+        } else {
+            eprintln!("committed {committed}");
+        }
+    }
+}
+
+/// One parsed line of an import file: id, embedding, document, metadata.
+type ImportLine = (String, Vec<f32>, Option<String>, Option<Value>);
+
+fn parse_line(line: &str, lineno: usize) -> CliResult<ImportLine> {
+    let bad = |msg: String| CliError::Usage(format!("line {lineno}: {msg}"));
+    let v: Value = serde_json::from_str(line).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let id = v["id"].as_str().ok_or_else(|| bad("missing string \"id\"".into()))?.to_owned();
+    let emb = wire::embedding(v.get("embedding").unwrap_or(&Value::Null)).map_err(|e| bad(e.to_string()))?;
+    let doc = match v.get("document") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(bad(format!("\"document\" must be a string, got {other}"))),
+    };
+    let meta = v.get("metadata").filter(|m| !m.is_null()).cloned();
+    Ok((id, emb, doc, meta))
+}
+
+/// `import NAME --file F`: upserts records in batches; each `committed N` line is printed only
+/// after the batch is durable.
+pub fn import(client: &Client, name: &str, file: &Path, batch_size: usize, space: Option<&str>) -> CliResult {
+    let f = std::fs::File::open(file).map_err(|e| CliError::Usage(format!("cannot open {}: {e}", file.display())))?;
+    let total_bytes = f.metadata().map_or(0, |m| m.len());
+    let mut b = client.create_collection(name).get_or_create();
+    if let Some(cfg) = space_config(space)? {
+        b = b.configuration(cfg);
+    }
+    let col = b.run()?;
+    let progress = Progress { tty: std::io::stderr().is_terminal(), started: Instant::now(), total_bytes };
+    let (mut committed, mut bytes_read) = (0usize, 0u64);
+    let mut pending: Vec<ImportLine> = Vec::with_capacity(batch_size);
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+        bytes_read += line.len() as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        pending.push(parse_line(&line, i + 1)?);
+        if pending.len() >= batch_size {
+            committed += write_batch(&col, &mut pending)?;
+            progress.report(committed, bytes_read);
+        }
+    }
+    if !pending.is_empty() {
+        committed += write_batch(&col, &mut pending)?;
+        progress.report(committed, bytes_read);
+    }
+    if progress.tty {
+        eprintln!();
+    }
+    println!("imported {committed} records into {name} in {:.2}s", progress.started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn write_batch(col: &Collection, pending: &mut Vec<ImportLine>) -> CliResult<usize> {
+    let n = pending.len();
+    let mut batch = RecordBatch::default();
+    let (mut embs, mut docs, mut metas) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for (id, e, d, m) in pending.drain(..) {
+        batch.ids.push(id);
+        embs.push(e);
+        docs.push(d);
+        metas.push(m.map(|m| wire::strict_metadata(&m).map(|m| m.into_iter().map(|(k, v)| (k, Some(v))).collect())).transpose()?);
+    }
+    batch.embeddings = Some(embs);
+    batch.documents = Some(docs).filter(|d: &Vec<Option<String>>| d.iter().any(Option::is_some));
+    batch.metadatas = Some(metas).filter(|m| m.iter().any(Option::is_some));
+    col.upsert_batch(&batch)?;
+    Ok(n)
+}
+
+/// `export NAME [--file F]`: every record as one JSON line, in storage order.
+pub fn export(client: &Client, name: &str, file: Option<&Path>) -> CliResult {
+    let col = client.get_collection(name)?;
+    let out: Box<dyn Write> = match file {
+        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| CliError::Usage(format!("cannot create {}: {e}", p.display())))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(out);
+    let include = vec![Include::Embeddings, Include::Documents, Include::Metadatas];
+    let mut offset = 0;
+    loop {
+        let req = GetRequest { limit: Some(1000), offset, include: include.clone(), ..Default::default() };
+        let page = col.get_request(&req)?;
+        for (i, id) in page.ids.iter().enumerate() {
+            let mut rec = json!({"id": id, "embedding": page.embeddings.as_ref().map(|e| &e[i])});
+            if let Some(d) = page.documents.as_ref().and_then(|d| d[i].as_ref()) {
+                rec["document"] = json!(d);
+            }
+            if let Some(m) = page.metadatas.as_ref().and_then(|m| m[i].as_ref()) {
+                rec["metadata"] = chromalite::core::metadata::metadata_to_json(m);
+            }
+            writeln!(out, "{rec}").map_err(|e| CliError::Usage(format!("write failed: {e}")))?;
+        }
+        offset += page.ids.len();
+        if page.ids.len() < 1000 {
+            break;
+        }
+    }
+    out.flush().map_err(|e| CliError::Usage(format!("write failed: {e}")))?;
+    Ok(())
+}
+
+/// `delete NAME [--ids] [--where] [--where-document]`.
+pub fn delete(client: &Client, name: &str, read: &ReadOpts) -> CliResult {
+    let parse = |what: &str, t: &Option<String>| -> CliResult<Option<Value>> {
+        t.as_deref()
+            .map(|t| serde_json::from_str(t).map_err(|e| CliError::Usage(format!("{what} is not valid JSON: {e}"))))
+            .transpose()
+    };
+    let col = client.get_collection(name)?;
+    let before = col.count()?;
+    col.delete(read.ids.clone(), parse("--where", &read.where_)?.map(Into::into), parse("--where-document", &read.where_document)?.map(Into::into))?;
+    println!("deleted {}", before.saturating_sub(col.count()?));
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! Opening the store named on the command line.
+
+use chromalite::Client;
+
+use crate::args::{Cli, Command, Target};
+use crate::{CliError, CliResult};
+
+/// Opens the backend chosen by `--path`, `--url`, `--memory` or `--lance` and scopes it to
+/// `--tenant` / `--database`.
+pub fn open(cli: &Cli) -> CliResult<Client> {
+    let client = match &cli.target {
+        None => return Err(CliError::Usage("choose a store with --path DIR, --url URL or --memory".into())),
+        Some(Target::Memory) => Client::in_memory(),
+        Some(Target::Path(dir)) => Client::persistent(dir)?,
+        Some(Target::Url { .. }) => {
+            return Err(CliError::Usage("--url: the remote backend is not part of this build yet".into()))
+        }
+        Some(Target::Lance(_)) => {
+            return Err(CliError::Usage("--lance: the LanceDB backend is not part of this build yet".into()))
+        }
+    };
+    let tenant = cli.tenant.as_deref().unwrap_or(chromalite::core::DEFAULT_TENANT);
+    let database = cli.database.as_deref().unwrap_or(chromalite::core::DEFAULT_DATABASE);
+    Ok(client.scoped(tenant, database))
+}
+
+/// `doctor`, `repair`, `cleanup`.
+pub fn maintenance(cmd: &Command, cli: &Cli) -> CliResult {
+    let _ = (cmd, cli);
+    Err(CliError::Usage("doctor/repair/cleanup come with the session layer and are not part of this build yet".into()))
+}
