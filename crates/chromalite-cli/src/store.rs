@@ -26,6 +26,11 @@ pub fn open(cli: &Cli) -> CliResult<Client> {
 
 /// `doctor`, `repair`, `cleanup`.
 pub fn maintenance(cmd: &Command, cli: &Cli) -> CliResult {
-    let _ = (cmd, cli);
-    Err(CliError::Usage("doctor/repair/cleanup come with the session layer and are not part of this build yet".into()))
+    let _ = cli;
+    let what = match cmd {
+        Command::Doctor { json } => format!("doctor (json: {json})"),
+        Command::Repair { yes } | Command::Cleanup { yes } => format!("repair/cleanup (yes: {yes})"),
+        _ => "this command".into(),
+    };
+    Err(CliError::Usage(format!("{what} comes with the session layer and is not part of this build yet")))
 }
