@@ -2,11 +2,11 @@
 //!
 //! The kernels are plain safe Rust written so that LLVM vectorises them: the
 //! main loop walks 32 lanes at a time into 32 independent accumulators (eight
-//! SSE registers or four AVX registers), then the lanes are reduced pairwise.
-//! On `x86_64` a second copy of each kernel is compiled with AVX2 + FMA enabled
-//! and chosen at run time when the CPU has those features; everywhere else the
-//! portable copy runs. Both copies are checked against a scalar reference in
-//! the tests.
+//! SSE registers, four AVX registers or two AVX-512 registers), then the lanes
+//! are summed. On `x86_64` further copies of each kernel are compiled with
+//! AVX2 + FMA and with AVX-512F enabled, and the best one the CPU supports is
+//! chosen at run time; everywhere else the portable copy runs. Every copy is
+//! checked against a scalar reference in the tests.
 
 /// The three spaces Chroma offers, with hnswlib's distance definitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,32 +57,18 @@ pub(crate) type DistFn = fn(&[f32], &[f32]) -> f32;
 const LANES: usize = 32;
 
 // `inline(always)` on the kernel bodies is deliberate: they must be inlined
-// into the `#[target_feature]` wrappers to be compiled with AVX2/FMA.
-#[allow(clippy::inline_always)]
-#[inline(always)]
-fn reduce(acc: &[f32; LANES]) -> f32 {
-    // Pairwise reduction: 32 -> 16 -> 8 -> 4 -> 2 -> 1.
-    let mut v = *acc;
-    let mut width = LANES / 2;
-    while width > 0 {
-        for i in 0..width {
-            v[i] += v[i + width];
-        }
-        width /= 2;
-    }
-    v[0]
-}
-
+// into the `#[target_feature]` wrappers to be compiled with AVX2/AVX-512.
+// The shape (one `[f32; 32]` accumulator, lane-wise update, a plain `sum()`
+// at the end) is what LLVM's SLP vectoriser turns into 4 ymm / 2 zmm FMA
+// chains; a hand-written pairwise reduction made it fall back to 2-wide code.
 #[allow(clippy::inline_always)]
 #[inline(always)]
 fn dot_body<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
+    let (ca, ta) = a[..n].as_chunks::<LANES>();
+    let (cb, tb) = b[..n].as_chunks::<LANES>();
     let mut acc = [0.0f32; LANES];
-    let ca = a.chunks_exact(LANES);
-    let cb = b.chunks_exact(LANES);
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
+    for (x, y) in ca.iter().zip(cb) {
         for i in 0..LANES {
             acc[i] = if FMA { x[i].mul_add(y[i], acc[i]) } else { acc[i] + x[i] * y[i] };
         }
@@ -91,19 +77,17 @@ fn dot_body<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ta.iter().zip(tb) {
         tail += x * y;
     }
-    reduce(&acc) + tail
+    acc.iter().sum::<f32>() + tail
 }
 
 #[allow(clippy::inline_always)]
 #[inline(always)]
 fn l2_body<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
+    let (ca, ta) = a[..n].as_chunks::<LANES>();
+    let (cb, tb) = b[..n].as_chunks::<LANES>();
     let mut acc = [0.0f32; LANES];
-    let ca = a.chunks_exact(LANES);
-    let cb = b.chunks_exact(LANES);
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
+    for (x, y) in ca.iter().zip(cb) {
         for i in 0..LANES {
             let d = x[i] - y[i];
             acc[i] = if FMA { d.mul_add(d, acc[i]) } else { acc[i] + d * d };
@@ -114,7 +98,7 @@ fn l2_body<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
         let d = x - y;
         tail += d * d;
     }
-    reduce(&acc) + tail
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Portable dot product (vectorised for the baseline target).
@@ -134,61 +118,98 @@ fn ip_dist_portable(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx {
+mod simd {
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         super::dot_body::<true>(a, b)
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn l2(a: &[f32], b: &[f32]) -> f32 {
+    fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
         super::l2_body::<true>(a, b)
     }
 
-    pub(super) fn available() -> bool {
+    #[target_feature(enable = "avx512f")]
+    fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+        super::dot_body::<true>(a, b)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn l2_avx512(a: &[f32], b: &[f32]) -> f32 {
+        super::l2_body::<true>(a, b)
+    }
+
+    pub(super) fn has_avx2() -> bool {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
 
-    pub(super) fn dot_checked(a: &[f32], b: &[f32]) -> f32 {
-        // SAFETY: `dot_checked` is only ever installed as a kernel (see
-        // `kernel_for`) after `available()` returned true, i.e. the running
-        // CPU supports AVX2 and FMA, which is the only precondition of calling
-        // a `#[target_feature(enable = "avx2,fma")]` function. The function
-        // body itself is safe Rust.
-        unsafe { dot(a, b) }
+    pub(super) fn has_avx512() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
     }
 
-    pub(super) fn ip_dist_checked(a: &[f32], b: &[f32]) -> f32 {
-        1.0 - dot_checked(a, b)
+    // SAFETY (all `unsafe` blocks below): calling a `#[target_feature]`
+    // function is sound iff the running CPU has those features. These
+    // wrappers are only ever handed out by `kernel_for` after
+    // `has_avx2()` / `has_avx512()` (run-time CPUID detection) returned true
+    // for exactly the features the wrapped function enables. The wrapped
+    // bodies are safe Rust (slices, no raw pointers).
+
+    pub(super) fn ip_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see above (installed only when `has_avx2()`).
+        1.0 - unsafe { dot_avx2(a, b) }
     }
 
-    pub(super) fn l2_checked(a: &[f32], b: &[f32]) -> f32 {
-        // SAFETY: as in `dot_checked`: only installed after `available()`.
-        unsafe { l2(a, b) }
+    pub(super) fn l2sq_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see above (installed only when `has_avx2()`).
+        unsafe { l2_avx2(a, b) }
+    }
+
+    pub(super) fn ip_avx512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see above (installed only when `has_avx512()`).
+        1.0 - unsafe { dot_avx512(a, b) }
+    }
+
+    pub(super) fn l2sq_avx512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see above (installed only when `has_avx512()`).
+        unsafe { l2_avx512(a, b) }
     }
 }
 
-/// Whether the AVX2/FMA kernels are in use on this CPU.
+/// Which kernel family runs on this CPU: `"avx512"`, `"avx2+fma"` or `"portable"`.
 #[must_use]
-pub fn simd_kernels_active() -> bool {
+pub fn simd_level() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
-        avx::available()
+        if simd::has_avx512() {
+            return "avx512";
+        }
+        if simd::has_avx2() {
+            return "avx2+fma";
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    "portable"
+}
+
+/// Whether vector-extension kernels (AVX2/FMA or AVX-512) are in use.
+#[must_use]
+pub fn simd_kernels_active() -> bool {
+    simd_level() != "portable"
 }
 
 /// The kernel used for `space` on this CPU.
 pub(crate) fn kernel_for(space: Space) -> DistFn {
     #[cfg(target_arch = "x86_64")]
     {
-        if avx::available() {
+        if simd::has_avx512() {
             return match space {
-                Space::L2 => avx::l2_checked,
-                Space::InnerProduct | Space::Cosine => avx::ip_dist_checked,
+                Space::L2 => simd::l2sq_avx512,
+                Space::InnerProduct | Space::Cosine => simd::ip_avx512,
+            };
+        }
+        if simd::has_avx2() {
+            return match space {
+                Space::L2 => simd::l2sq_avx2,
+                Space::InnerProduct | Space::Cosine => simd::ip_avx2,
             };
         }
     }
@@ -196,6 +217,22 @@ pub(crate) fn kernel_for(space: Space) -> DistFn {
         Space::L2 => l2_portable,
         Space::InnerProduct | Space::Cosine => ip_dist_portable,
     }
+}
+
+/// All kernels this CPU can run, for cross-checking in tests.
+#[cfg(test)]
+fn all_kernels() -> Vec<(&'static str, DistFn, DistFn)> {
+    let mut v: Vec<(&'static str, DistFn, DistFn)> = vec![("portable", l2_portable, ip_dist_portable)];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd::has_avx2() {
+            v.push(("avx2", simd::l2sq_avx2, simd::ip_avx2));
+        }
+        if simd::has_avx512() {
+            v.push(("avx512", simd::l2sq_avx512, simd::ip_avx512));
+        }
+    }
+    v
 }
 
 /// Normalises like hnswlib's `normalize_vector`: multiplies by
@@ -258,6 +295,10 @@ mod tests {
             let l_ref = reference::l2(&a, &b);
             assert!((dot_portable(&a, &b) - d_ref).abs() <= tol, "dot n={n}");
             assert!((l2_portable(&a, &b) - l_ref).abs() <= tol, "l2 n={n}");
+            for (name, l2k, ipk) in all_kernels() {
+                assert!((l2k(&a, &b) - l_ref).abs() <= tol, "{name} l2 n={n}");
+                assert!((ipk(&a, &b) - (1.0 - d_ref)).abs() <= tol, "{name} ip n={n}");
+            }
             assert!(((kernel_for(Space::L2))(&a, &b) - l_ref).abs() <= tol, "l2 fast n={n}");
             assert!(((kernel_for(Space::InnerProduct))(&a, &b) - (1.0 - d_ref)).abs() <= tol);
             assert!((Space::Cosine.distance(&a, &b) - (1.0 - d_ref)).abs() <= tol);

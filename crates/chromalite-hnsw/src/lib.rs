@@ -66,7 +66,7 @@ mod index;
 pub mod pickle;
 mod rng;
 
-pub use distance::{reference, simd_kernels_active, Space};
+pub use distance::{reference, simd_kernels_active, simd_level, Space};
 pub use error::HnswError;
 pub use format::{
     Header, DATA_LEVEL0_FILE, HEADER_FILE, HEADER_SIZE, LENGTH_FILE, LINK_LISTS_FILE, PERSISTENCE_VERSION,

@@ -1,0 +1,55 @@
+"""hnswlib (the Python wheel in the project venv) on debian-minilm, same
+parameters as src/main.rs: cosine, M=16, ef_construction=100, seed 0, k=10.
+
+    python benches/hnsw-bench/hnswlib_bench.py --data ../shared/data/debian-minilm
+"""
+import argparse
+import os
+import time
+
+import hnswlib
+import numpy as np
+
+DIM = 384
+K = 10
+EFS = [10, 20, 50, 100, 200]
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--data", default=os.environ.get("CHROMALITE_BENCH_DATA"))
+ap.add_argument("--threads", type=int, default=os.cpu_count())
+args = ap.parse_args()
+base = np.fromfile(os.path.join(args.data, "base.f32"), dtype="<f4").reshape(-1, DIM)
+queries = np.fromfile(os.path.join(args.data, "queries.f32"), dtype="<f4").reshape(-1, DIM)
+truth = np.fromfile(os.path.join(args.data, "truth.i32"), dtype="<i4").reshape(-1, 100)[:, :K]
+n = len(base)
+print(f"hnswlib {hnswlib.__version__ if hasattr(hnswlib, '__version__') else ''}: {n} x {DIM}, {len(queries)} queries, {args.threads} threads")
+
+p = hnswlib.Index(space="cosine", dim=DIM)
+p.init_index(max_elements=n, ef_construction=100, M=16, random_seed=0)
+p.set_num_threads(args.threads)
+t = time.perf_counter()
+p.add_items(base, np.arange(n))
+build = time.perf_counter() - t
+print(f"hnswlib build: {build:.2f} s ({n / build:.0f} inserts/s)")
+
+
+def recall(labels):
+    return np.mean([len(set(l) & set(t)) for l, t in zip(labels, truth)]) / K
+
+
+print()
+print(f"| library | build s | ef | recall@10 | QPS 1 thread | QPS {args.threads} threads |")
+print("|---|---|---|---|---|---|")
+for ef in EFS:
+    p.set_ef(ef)
+    # one query per call, one thread: the per-query latency path
+    p.set_num_threads(1)
+    t = time.perf_counter()
+    single = [p.knn_query(q, k=K)[0][0] for q in queries]
+    qps1 = len(queries) / (time.perf_counter() - t)
+    # whole batch in one call, all threads
+    p.set_num_threads(args.threads)
+    t = time.perf_counter()
+    labels, _ = p.knn_query(queries, k=K)
+    qpsp = len(queries) / (time.perf_counter() - t)
+    print(f"| hnswlib | {build:.2f} | {ef} | {recall(labels):.4f} | {qps1:.0f} | {qpsp:.0f} |")
