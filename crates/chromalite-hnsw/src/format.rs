@@ -259,8 +259,6 @@ impl Index {
         header.validate(dim)?;
         let count = header.cur_element_count;
         let rec = header.size_data_per_element;
-        let max_m0 = header.max_m0 as usize;
-        let max_m = header.max_m as usize;
 
         // data_level0.bin: at least `count` records (Chroma's file may be
         // longer: it is written at capacity when the index is created).
@@ -282,21 +280,42 @@ impl Index {
         need(LINK_LISTS_FILE, klen, count.checked_mul(4), "cur_element_count size prefixes")?;
         let links = read_prefix(kf, klen, &kp)?;
 
-        let mut index = Index::with_layout(
+        build_index(&header, &level0, &length_bytes, &links, dim, space, ef_search)
+    }
+
+    /// Decodes an index from the content of the four files held in memory
+    /// (e.g. read from a blob store), with the same checks as
+    /// [`Index::load`]: `data_level0` and `length` may be longer than needed
+    /// (Chroma writes them at capacity), `link_lists` must be exact.
+    pub fn from_bytes(
+        header: &[u8],
+        data_level0: &[u8],
+        length: &[u8],
+        link_lists: &[u8],
+        dim: usize,
+        space: Space,
+        ef_search: usize,
+    ) -> Result<Index, HnswError> {
+        let h = Header::parse(header)?;
+        h.validate(dim)?;
+        let count = h.cur_element_count;
+        let dneed = need(
+            DATA_LEVEL0_FILE,
+            data_level0.len() as u64,
+            count.checked_mul(h.size_data_per_element),
+            "cur_element_count records",
+        )?;
+        let lneed = need(LENGTH_FILE, length.len() as u64, count.checked_mul(4), "cur_element_count lengths")?;
+        need(LINK_LISTS_FILE, link_lists.len() as u64, count.checked_mul(4), "cur_element_count size prefixes")?;
+        build_index(
+            &h,
+            &data_level0[..dneed as usize],
+            &length[..lneed as usize],
+            link_lists,
             dim,
             space,
-            header.m as usize,
-            max_m,
-            max_m0,
-            header.ef_construction as usize,
-            ef_search.max(1),
-            header.mult,
-            header.max_elements as usize,
-            count,
-        );
-        decode_elements(&mut index, &header, &level0, &length_bytes, &links)?;
-        index.check_links(LINK_LISTS_FILE)?;
-        Ok(index)
+            ef_search,
+        )
     }
 
     /// The header this index would write.
@@ -371,6 +390,33 @@ impl Index {
         }
         sync_dir(dir)
     }
+}
+
+/// Creates the index for a validated header and decodes the elements.
+fn build_index(
+    header: &Header,
+    level0: &[u8],
+    length_bytes: &[u8],
+    links: &[u8],
+    dim: usize,
+    space: Space,
+    ef_search: usize,
+) -> Result<Index, HnswError> {
+    let mut index = Index::with_layout(
+        dim,
+        space,
+        header.m as usize,
+        header.max_m as usize,
+        header.max_m0 as usize,
+        header.ef_construction as usize,
+        ef_search.max(1),
+        header.mult,
+        header.max_elements as usize,
+        header.cur_element_count,
+    );
+    decode_elements(&mut index, header, level0, length_bytes, links)?;
+    index.check_links(LINK_LISTS_FILE)?;
+    Ok(index)
 }
 
 /// Decodes the element records into `index` (created empty with the
