@@ -32,13 +32,12 @@ impl Client {
         Client::with_backend(Arc::new(MemoryBackend::new()))
     }
 
-    /// Opens (or creates) a Chroma persist directory.
+    /// Opens (or creates) a Chroma persist directory as its single writer.
+    ///
+    /// The directory is what Python `chromadb.PersistentClient(path)` uses; both can work on it
+    /// (not at the same moment as writers: a second writer gets `ErrorKind::Locked`).
     pub fn persistent(path: impl AsRef<std::path::Path>) -> Result<Client> {
-        let _ = path.as_ref();
-        Err(chromalite_core::Error::Unavailable {
-            message: "the persistent backend lands with chromalite-sqlite".into(),
-            retry_after: None,
-        })
+        Ok(Client::with_backend(Arc::new(chromalite_sqlite::SqliteBackend::open(path.as_ref())?)))
     }
 
     /// The same store, scoped to another tenant and database (which must exist).
@@ -191,6 +190,13 @@ impl Collection {
     /// The first `limit` records with embeddings, documents and metadatas.
     pub fn peek(&self, limit: usize) -> Result<chromalite_core::GetResult> {
         self.backend().peek(&self.info, limit)
+    }
+
+    /// Changes mutable configuration (e.g. `{"hnsw": {"ef_search": 50}}`), as chromadb's
+    /// `modify(configuration=...)`.
+    pub fn modify_configuration(&self, configuration: &serde_json::Value) -> Result<()> {
+        let req = ModifyCollection { new_configuration: Some(configuration.clone()), ..ModifyCollection::default() };
+        self.backend().modify_collection(&self.client.db, &self.info.name, &req)
     }
 
     /// Renames the collection and/or replaces its metadata; returns the updated handle.

@@ -32,6 +32,20 @@ pub struct ReadOpts {
     pub json: bool,
 }
 
+/// Options of `bench`.
+#[derive(Debug, Default)]
+pub struct BenchOpts {
+    pub data: Option<PathBuf>,
+    pub limit: Option<usize>,
+    pub scale: Option<usize>,
+    pub queries: Option<usize>,
+    pub systems: Option<String>,
+    pub python: Option<PathBuf>,
+    pub work_dir: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub svg: Option<PathBuf>,
+}
+
 /// One command.
 #[derive(Debug)]
 pub enum Command {
@@ -47,6 +61,8 @@ pub enum Command {
     Repair { yes: bool },
     Cleanup { yes: bool },
     Demo { dir: Option<PathBuf> },
+    Bench(BenchOpts),
+    BenchWorker { system: String, data: PathBuf, store: PathBuf, open_only: bool },
     Help,
 }
 
@@ -67,6 +83,9 @@ commands:
   repair [--yes]                               back up, then rebuild damaged parts
   cleanup [--dry-run | --yes]                  remove orphaned segments and stale files
   demo [--dir DIR]                             build ./chromalite-data from the bundled corpus and query it
+  bench [--data DIR] [--limit N] [--scale N] [--queries N] [--systems persistent,memory,chroma]
+        [--python PATH] [--work-dir DIR] [--json FILE] [--svg FILE]
+                                               the same workload on every system, with ratios
 
 exit codes: 0 ok, 1 user error, 2 store damaged, 3 store unavailable or locked";
 
@@ -138,6 +157,8 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
     let mut read = ReadOpts::default();
     let (mut json, mut yes, mut file, mut space, mut metadata, mut emb) = (false, false, None, None, None, None);
     let (mut limit, mut offset, mut n_results, mut batch_size, mut dir) = (None, None, 10, 1000, None);
+    let mut bench = BenchOpts::default();
+    let (mut system, mut store, mut open_only) = (String::new(), PathBuf::new(), false);
     let needs_name = matches!(cmd, "create" | "import" | "export" | "count" | "get" | "query" | "delete");
     let coll = if needs_name { Some(name(p, cmd)?) } else { None };
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
@@ -161,6 +182,20 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
             "n-results" => n_results = number(p, "--n-results")?,
             "batch-size" => batch_size = number(p, "--batch-size")?.max(1),
             "dir" => dir = Some(PathBuf::from(value(p)?)),
+            "data" => bench.data = Some(PathBuf::from(value(p)?)),
+            "scale" => bench.scale = Some(number(p, "--scale")?),
+            "queries" => bench.queries = Some(number(p, "--queries")?),
+            "systems" | "system" => {
+                let v = value(p)?;
+                system.clone_from(&v);
+                bench.systems = Some(v);
+            }
+            "python" => bench.python = Some(PathBuf::from(value(p)?)),
+            "work-dir" => bench.work_dir = Some(PathBuf::from(value(p)?)),
+            "json-out" => bench.json = Some(PathBuf::from(value(p)?)),
+            "svg" => bench.svg = Some(PathBuf::from(value(p)?)),
+            "store" => store = PathBuf::from(value(p)?),
+            "open-only" => open_only = true,
             other => return Err(format!("{cmd}: unexpected option --{other}")),
         }
     }
@@ -178,6 +213,8 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
         "repair" => Command::Repair { yes },
         "cleanup" => Command::Cleanup { yes },
         "demo" => Command::Demo { dir },
+        "bench" => Command::Bench(BenchOpts { limit, json: bench.json.or(json.then(|| PathBuf::from("-"))), ..bench }),
+        "bench-worker" => Command::BenchWorker { system, data: bench.data.ok_or("bench-worker needs --data")?, store, open_only },
         "help" => Command::Help,
         other => return Err(format!("unknown command {other:?}; run `chromalite help`")),
     })

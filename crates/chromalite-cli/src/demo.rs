@@ -41,34 +41,34 @@ pub fn run(dir: Option<&Path>) -> CliResult {
     let t = Instant::now();
     let client = Client::persistent(dir)?;
     let col = client.create_collection(COLLECTION).space(chromalite::Space::Cosine).get_or_create().run()?;
-    println!("opened {} in {:.1} ms ({} records present)", dir.display(), ms(t), col.count()?);
+    outln!("opened {} in {:.1} ms ({} records present)", dir.display(), ms(t), col.count()?);
     if col.count()? < 2000 {
         load(&col)?;
     }
     let queries = vectors(QUERY_VECTORS);
     let texts = rows(QUERY_ROWS)?;
-    println!("\n== semantic search (top 3 of {} records) ==", col.count()?);
+    outln!("\n== semantic search (top 3 of {} records) ==", col.count()?);
     for (q, text) in queries.iter().zip(&texts).take(5) {
         let t = Instant::now();
         let r = col.query(vec![q.clone()]).n_results(3).include([Include::Metadatas, Include::Documents, Include::Distances]).run()?;
-        print_hits(&format!("{:?}", text["text"].as_str().unwrap_or("")), &r, ms(t));
+        print_hits(&format!("{:?}", text["text"].as_str().unwrap_or("")), &r, ms(t))?;
     }
-    println!("\n== filtered by metadata ==");
+    outln!("\n== filtered by metadata ==");
     let t = Instant::now();
     let r = col.query(vec![queries[0].clone()]).n_results(3).where_(json!({"section": {"$in": ["libs", "devel"]}})).run()?;
-    print_hits(&format!("{:?} where section in [libs, devel]", texts[0]["text"].as_str().unwrap_or("")), &r, ms(t));
+    print_hits(&format!("{:?} where section in [libs, devel]", texts[0]["text"].as_str().unwrap_or("")), &r, ms(t))?;
     let t = Instant::now();
     let r = col.query(vec![queries[1].clone()]).n_results(3).where_(json!({"installed_size": {"$lt": 500}})).run()?;
-    print_hits(&format!("{:?} where installed_size < 500 KiB", texts[1]["text"].as_str().unwrap_or("")), &r, ms(t));
-    println!("\n== filtered by document text ==");
+    print_hits(&format!("{:?} where installed_size < 500 KiB", texts[1]["text"].as_str().unwrap_or("")), &r, ms(t))?;
+    outln!("\n== filtered by document text ==");
     let t = Instant::now();
     let r = col.query(vec![queries[2].clone()]).n_results(3).where_document(json!({"$contains": "library"})).run()?;
-    print_hits(&format!("{:?} where document contains \"library\"", texts[2]["text"].as_str().unwrap_or("")), &r, ms(t));
+    print_hits(&format!("{:?} where document contains \"library\"", texts[2]["text"].as_str().unwrap_or("")), &r, ms(t))?;
     let t = Instant::now();
     let games = col.get().where_(json!({"section": "games"})).limit(5).include([Include::Metadatas]).run()?;
-    println!("\nget where section = games (first 5) in {:.1} ms: {}", ms(t), games.ids.join(", "));
-    println!("\nthe store stays in {}; run `chromalite demo` again to reopen it, or e.g.", dir.display());
-    println!("  chromalite --path {} count {COLLECTION}", dir.display());
+    outln!("\nget where section = games (first 5) in {:.1} ms: {}", ms(t), games.ids.join(", "));
+    outln!("\nthe store stays in {}; run `chromalite demo` again to reopen it, or e.g.", dir.display());
+    outln!("  chromalite --path {} count {COLLECTION}", dir.display());
     Ok(())
 }
 
@@ -88,18 +88,19 @@ fn load(col: &Collection) -> CliResult {
         batch.metadatas = Some(chromalite::core::wire::metadatas(&metas)?);
         col.upsert_batch(&batch)?;
     }
-    println!("loaded {} records with documents and metadata in {:.0} ms", vecs.len(), ms(t));
+    outln!("loaded {} records with documents and metadata in {:.0} ms", vecs.len(), ms(t));
     Ok(())
 }
 
-fn print_hits(title: &str, r: &QueryResult, elapsed_ms: f64) {
-    println!("\n{title}  ({elapsed_ms:.1} ms)");
+fn print_hits(title: &str, r: &QueryResult, elapsed_ms: f64) -> CliResult {
+    outln!("\n{title}  ({elapsed_ms:.1} ms)");
     for (i, id) in r.ids[0].iter().enumerate() {
         let meta = r.metadatas.as_ref().and_then(|m| m[0][i].as_ref());
         let package = meta.and_then(|m| m.get("package")).map_or_else(|| id.clone(), |v| v.to_json().as_str().unwrap_or_default().to_owned());
         let section = meta.and_then(|m| m.get("section")).map(|v| v.to_json().as_str().unwrap_or_default().to_owned()).unwrap_or_default();
         let dist = r.distances.as_ref().map_or(0.0, |d| d[0][i]);
         let doc = r.documents.as_ref().and_then(|d| d[0][i].as_deref());
-        println!("  {}. {package:<28} [{section}] d={dist:.3}  {}", i + 1, snippet(doc, 60));
+        outln!("  {}. {package:<28} [{section}] d={dist:.3}  {}", i + 1, snippet(doc, 60));
     }
+    Ok(())
 }

@@ -1,7 +1,16 @@
 //! `chromalite`: the command-line face of chromalite. See `chromalite help` and DESIGN.md's CLI
 //! contract (scripts depend on its output and exit codes).
 
+/// `println!` that reports a failed write (a closed pipe, a full disk) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::CliError::from)?;
+    }};
+}
+
 mod args;
+mod bench;
 mod demo;
 mod records;
 mod show;
@@ -21,6 +30,18 @@ pub enum CliError {
     Store(chromalite::Error),
     /// `doctor` found damage: exit 2.
     Damaged(String),
+    /// stdout was closed by the reader (e.g. `| head`): stop quietly, exit 0.
+    ClosedOutput,
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            CliError::ClosedOutput
+        } else {
+            CliError::Usage(format!("cannot write output: {e}"))
+        }
+    }
 }
 
 impl From<chromalite::Error> for CliError {
@@ -32,6 +53,7 @@ impl From<chromalite::Error> for CliError {
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
+            CliError::ClosedOutput => 0,
             CliError::Usage(_) => 1,
             CliError::Damaged(_) => 2,
             CliError::Store(e) => match e.kind() {
@@ -45,6 +67,7 @@ impl CliError {
     fn message(&self) -> String {
         match self {
             CliError::Usage(m) | CliError::Damaged(m) => m.clone(),
+            CliError::ClosedOutput => String::new(),
             CliError::Store(e) => format!("{} ({})", e, e.kind()),
         }
     }
@@ -61,7 +84,7 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(CliError::ClosedOutput) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chromalite: {}", e.message().replace('\n', " "));
             ExitCode::from(e.exit_code())
@@ -71,11 +94,14 @@ fn main() -> ExitCode {
 
 fn run(cli: args::Cli) -> CliResult {
     if matches!(cli.command, Command::Help) {
-        println!("{}", args::USAGE);
+        outln!("{}", args::USAGE);
         return Ok(());
     }
-    if let Command::Demo { dir } = &cli.command {
-        return demo::run(dir.as_deref());
+    match &cli.command {
+        Command::Demo { dir } => return demo::run(dir.as_deref()),
+        Command::Bench(opts) => return bench::run(opts),
+        Command::BenchWorker { system, data, store, open_only } => return bench::worker(system, data, store, *open_only),
+        _ => {}
     }
     let client = store::open(&cli)?;
     match cli.command {
@@ -84,13 +110,13 @@ fn run(cli: args::Cli) -> CliResult {
         Command::Import { name, file, batch_size, space } => records::import(&client, &name, &file, batch_size, space.as_deref()),
         Command::Export { name, file } => records::export(&client, &name, file.as_deref()),
         Command::Count { name } => {
-            println!("{}", client.get_collection(&name)?.count()?);
+            outln!("{}", client.get_collection(&name)?.count()?);
             Ok(())
         }
         Command::Get { name, limit, offset, read } => show::get(&client, &name, limit, offset, &read),
         Command::Query { name, embeddings, n_results, read } => show::query(&client, &name, &embeddings, n_results, &read),
         Command::Delete { name, read } => records::delete(&client, &name, &read),
         Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => store::maintenance(&cli.command, &cli),
-        Command::Help | Command::Demo { .. } => Ok(()),
+        Command::Help | Command::Demo { .. } | Command::Bench(_) | Command::BenchWorker { .. } => Ok(()),
     }
 }

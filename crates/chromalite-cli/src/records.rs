@@ -28,7 +28,7 @@ pub fn create(client: &Client, name: &str, space: Option<&str>, metadata: Option
         b = b.metadata(serde_json::from_str(m).map_err(|e| CliError::Usage(format!("--metadata is not valid JSON: {e}")))?);
     }
     let col = b.run()?;
-    println!("created {} ({})", col.name(), col.id());
+    outln!("created {} ({})", col.name(), col.id());
     Ok(())
 }
 
@@ -101,7 +101,7 @@ pub fn import(client: &Client, name: &str, file: &Path, batch_size: usize, space
     if progress.tty {
         eprintln!();
     }
-    println!("imported {committed} records into {name} in {:.2}s", progress.started.elapsed().as_secs_f64());
+    outln!("imported {committed} records into {name} in {:.2}s", progress.started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -164,6 +164,6 @@ pub fn delete(client: &Client, name: &str, read: &ReadOpts) -> CliResult {
     let col = client.get_collection(name)?;
     let before = col.count()?;
     col.delete(read.ids.clone(), parse("--where", &read.where_)?.map(Into::into), parse("--where-document", &read.where_document)?.map(Into::into))?;
-    println!("deleted {}", before.saturating_sub(col.count()?));
+    outln!("deleted {}", before.saturating_sub(col.count()?));
     Ok(())
 }

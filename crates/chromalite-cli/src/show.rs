@@ -49,10 +49,10 @@ pub fn collections(client: &Client, json_out: bool) -> CliResult {
                 })
             })
             .collect();
-        println!("{}", Value::Array(items));
+        outln!("{}", Value::Array(items));
     } else {
         for c in cols {
-            println!("{}", c.name());
+            outln!("{}", c.name());
         }
     }
     Ok(())
@@ -67,9 +67,9 @@ pub fn get(client: &Client, name: &str, limit: Option<usize>, offset: Option<usi
     let col = client.get_collection(name)?;
     let result = col.get_request(&req)?;
     if read.json {
-        println!("{}", result.to_json());
+        outln!("{}", result.to_json());
     } else {
-        print_get(&result);
+        print_get(&result)?;
     }
     Ok(())
 }
@@ -89,9 +89,9 @@ pub fn query(client: &Client, name: &str, file: &Path, n_results: usize, read: &
     let col = client.get_collection(name)?;
     let result = col.query_request(&req)?;
     if read.json {
-        println!("{}", result.to_json());
+        outln!("{}", result.to_json());
     } else {
-        print_query(&result);
+        print_query(&result)?;
     }
     Ok(())
 }
@@ -111,25 +111,27 @@ fn metadata_text(m: Option<&chromalite::Metadata>) -> String {
     m.map_or_else(|| "-".into(), |m| chromalite::core::metadata::metadata_to_json(m).to_string())
 }
 
-fn print_get(r: &GetResult) {
+fn print_get(r: &GetResult) -> CliResult {
     for (i, id) in r.ids.iter().enumerate() {
         let doc = r.documents.as_ref().and_then(|d| d[i].as_deref());
         let meta = r.metadatas.as_ref().and_then(|m| m[i].as_ref());
-        println!("{id}\t{}\t{}", snippet(doc, 70), metadata_text(meta));
+        outln!("{id}\t{}\t{}", snippet(doc, 70), metadata_text(meta));
         if let Some(e) = &r.embeddings {
-            println!("  embedding[{}] {:?}…", e[i].len(), &e[i][..e[i].len().min(4)]);
+            outln!("  embedding[{}] {:?}…", e[i].len(), &e[i][..e[i].len().min(4)]);
         }
     }
-    println!("({} records)", r.ids.len());
+    outln!("({} records)", r.ids.len());
+    Ok(())
 }
 
-fn print_query(r: &QueryResult) {
+fn print_query(r: &QueryResult) -> CliResult {
     for (q, ids) in r.ids.iter().enumerate() {
-        println!("query {q}:");
+        outln!("query {q}:");
         for (i, id) in ids.iter().enumerate() {
             let dist = r.distances.as_ref().map_or(String::from("-"), |d| format!("{:.4}", d[q][i]));
             let doc = r.documents.as_ref().and_then(|d| d[q][i].as_deref());
-            println!("  {:>2}. {id}  {dist}  {}", i + 1, snippet(doc, 70));
+            outln!("  {:>2}. {id}  {dist}  {}", i + 1, snippet(doc, 70));
         }
     }
+    Ok(())
 }
