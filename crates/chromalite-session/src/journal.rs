@@ -1,0 +1,324 @@
+//! The durable write journal: an append-only file of checksummed records plus an
+//! applied-position marker.
+//!
+//! A write is acknowledged only after its record is appended and `fsync`ed, so every acknowledged
+//! write survives `kill -9`. A record torn by a crash mid-append fails its checksum and is cut off
+//! on the next open: it was never acknowledged. The marker (`journal.applied`) holds the highest
+//! sequence number replayed into the primary, in two checksummed slots written alternately, so a
+//! torn marker write leaves the previous position readable.
+//!
+//! File layout of `journal.log`: `b"CLJ1"`, `u64` base sequence (everything at or below it was
+//! compacted away), then records `[u32 length][u64 FNV-1a of payload][payload JSON]`, little
+//! endian. A payload is a [`JournalEntry`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{SessionError, SessionResult};
+use crate::ops::WriteOp;
+use crate::store::{sync_dir, write_atomic};
+
+const MAGIC: &[u8; 4] = b"CLJ1";
+const HEADER: u64 = 12;
+const RECORD_HEADER: u64 = 12;
+/// Largest record accepted when reading (a corrupt length must not allocate gigabytes).
+const MAX_RECORD: u32 = 1 << 30;
+
+/// File name of the journal inside the session folder.
+pub const JOURNAL_FILE: &str = "journal.log";
+/// File name of the applied-position marker.
+pub const MARKER_FILE: &str = "journal.applied";
+
+/// One journaled write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Position in the journal, from 1, strictly increasing.
+    pub seq: u64,
+    /// The primary already had this write when it was journaled (a recovery-log record, not one
+    /// waiting for replay).
+    pub applied: bool,
+    pub op: WriteOp,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    seq: u64,
+    applied: bool,
+    offset: u64,
+    len: u32,
+}
+
+/// The journal of one store. Not synchronised: the owner serialises access.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    file: File,
+    base: u64,
+    index: Vec<Slot>,
+    end: u64,
+    marker: Marker,
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl Journal {
+    /// Opens (creating) the journal in `dir`, cutting off a torn last record.
+    pub fn open(dir: &Path) -> SessionResult<Journal> {
+        std::fs::create_dir_all(dir).map_err(|e| SessionError::io(dir, e))?;
+        let path = dir.join(JOURNAL_FILE);
+        let io = |e| SessionError::io(&path, e);
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        if file.metadata().map_err(io)?.len() < HEADER {
+            write_header(&mut file, 0).map_err(io)?;
+            sync_dir(dir).map_err(io)?;
+        }
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.read_to_end(&mut bytes).map_err(io)?;
+        if &bytes[..4] != MAGIC {
+            return Err(SessionError::CorruptState { path, detail: "not a chromalite journal (bad magic)".into() });
+        }
+        let base = u64::from_le_bytes(bytes[4..12].try_into().unwrap_or_default());
+        let (index, end) = scan(&bytes, base);
+        if end < bytes.len() as u64 {
+            // A torn tail: the append was never acknowledged.
+            file.set_len(end).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        let marker = Marker::open(&dir.join(MARKER_FILE))?;
+        Ok(Journal { dir: dir.to_path_buf(), file, base, index, end, marker })
+    }
+
+    /// The folder holding the journal.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Highest sequence number handed out (0 when none).
+    #[must_use]
+    pub fn last_seq(&self) -> u64 {
+        self.index.last().map_or(self.base, |s| s.seq)
+    }
+
+    /// Highest sequence number known to be in the primary through replay.
+    #[must_use]
+    pub fn applied_through(&self) -> u64 {
+        self.marker.seq
+    }
+
+    /// Appends `op` and makes it durable before returning its sequence number.
+    pub fn append(&mut self, op: &WriteOp, applied: bool) -> SessionResult<u64> {
+        let seq = self.last_seq() + 1;
+        let payload = serde_json::to_vec(&JournalEntry { seq, applied, op: op.clone() })
+            .map_err(|e| SessionError::CorruptState { path: self.path(), detail: format!("cannot encode write: {e}") })?;
+        let len = u32::try_from(payload.len()).ok().filter(|l| *l <= MAX_RECORD).ok_or_else(|| SessionError::CorruptState {
+            path: self.path(),
+            detail: format!("write of {} bytes is too large to journal", payload.len()),
+        })?;
+        let mut record = Vec::with_capacity(payload.len() + RECORD_HEADER as usize);
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(&fnv1a(&payload).to_le_bytes());
+        record.extend_from_slice(&payload);
+        let path = self.path();
+        let io = |e| SessionError::io(&path, e);
+        self.file.seek(SeekFrom::Start(self.end)).map_err(io)?;
+        self.file.write_all(&record).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.index.push(Slot { seq, applied, offset: self.end + RECORD_HEADER, len });
+        self.end += record.len() as u64;
+        Ok(seq)
+    }
+
+    /// Sequence numbers waiting for replay into the primary, oldest first.
+    #[must_use]
+    pub fn pending(&self) -> Vec<u64> {
+        let through = self.marker.seq;
+        self.index.iter().filter(|s| !s.applied && s.seq > through).map(|s| s.seq).collect()
+    }
+
+    /// Every entry after `seq`, replayed or not (recovery after restoring an older copy).
+    #[must_use]
+    pub fn seqs_after(&self, seq: u64) -> Vec<u64> {
+        self.index.iter().filter(|s| s.seq > seq).map(|s| s.seq).collect()
+    }
+
+    /// Reads one entry.
+    pub fn read(&mut self, seq: u64) -> SessionResult<JournalEntry> {
+        let path = self.path();
+        let slot = *self
+            .index
+            .iter()
+            .find(|s| s.seq == seq)
+            .ok_or_else(|| SessionError::CorruptState { path: path.clone(), detail: format!("no entry {seq}") })?;
+        let mut buf = vec![0; slot.len as usize];
+        self.file.seek(SeekFrom::Start(slot.offset)).map_err(|e| SessionError::io(&path, e))?;
+        self.file.read_exact(&mut buf).map_err(|e| SessionError::io(&path, e))?;
+        serde_json::from_slice(&buf).map_err(|e| SessionError::CorruptState { path, detail: format!("entry {seq}: {e}") })
+    }
+
+    /// Records that every entry up to `seq` is in the primary (durable before returning).
+    pub fn mark_applied(&mut self, seq: u64) -> SessionResult<()> {
+        self.marker.set(seq)
+    }
+
+    /// Drops entries at or below `through` (they are in a recovery point), keeping sequence
+    /// numbers monotonic. Written beside the journal and renamed over it.
+    pub fn compact(&mut self, through: u64) -> SessionResult<()> {
+        let path = self.path();
+        let io = |e| SessionError::io(&path, e);
+        let keep: Vec<Slot> = self.index.iter().copied().filter(|s| s.seq > through).collect();
+        let first = keep.first().map_or(self.end, |s| s.offset - RECORD_HEADER);
+        let mut tail = vec![0; usize::try_from(self.end - first).unwrap_or(0)];
+        self.file.seek(SeekFrom::Start(first)).map_err(io)?;
+        self.file.read_exact(&mut tail).map_err(io)?;
+        let base = through.max(self.base);
+        let mut bytes = Vec::with_capacity(tail.len() + HEADER as usize);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&base.to_le_bytes());
+        bytes.extend_from_slice(&tail);
+        write_atomic(&path, &bytes).map_err(io)?;
+        *self = Journal::open(&self.dir)?;
+        Ok(())
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(JOURNAL_FILE)
+    }
+}
+
+fn write_header(file: &mut File, base: u64) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(MAGIC)?;
+    file.write_all(&base.to_le_bytes())?;
+    file.sync_all()
+}
+
+/// Indexes valid records; returns them and where the valid prefix ends.
+fn scan(bytes: &[u8], base: u64) -> (Vec<Slot>, u64) {
+    let mut index = Vec::new();
+    let mut pos = HEADER as usize;
+    let mut last = base;
+    while let Some(head) = bytes.get(pos..pos + RECORD_HEADER as usize) {
+        let len = u32::from_le_bytes(head[..4].try_into().unwrap_or_default());
+        let sum = u64::from_le_bytes(head[4..12].try_into().unwrap_or_default());
+        let start = pos + RECORD_HEADER as usize;
+        let Some(payload) = bytes.get(start..start + len as usize).filter(|_| len <= MAX_RECORD) else { break };
+        if fnv1a(payload) != sum {
+            break;
+        }
+        let Ok(entry) = serde_json::from_slice::<EntryHead>(payload) else { break };
+        if entry.seq <= last {
+            break;
+        }
+        last = entry.seq;
+        index.push(Slot { seq: entry.seq, applied: entry.applied, offset: start as u64, len });
+        pos = start + len as usize;
+    }
+    (index, pos.min(bytes.len()) as u64)
+}
+
+/// The fields of an entry needed for the index (the op is read when replayed).
+#[derive(Deserialize)]
+struct EntryHead {
+    seq: u64,
+    applied: bool,
+}
+
+/// Two checksummed 16-byte slots `[seq u64][check u64]`; the valid slot with the highest seq wins.
+#[derive(Debug)]
+struct Marker {
+    file: File,
+    path: PathBuf,
+    seq: u64,
+}
+
+impl Marker {
+    fn open(path: &Path) -> SessionResult<Marker> {
+        let io = |e| SessionError::io(path, e);
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let seq = bytes
+            .chunks_exact(16)
+            .take(2)
+            .filter_map(|c| {
+                let seq = u64::from_le_bytes(c[..8].try_into().ok()?);
+                (fnv1a(&c[..8]) == u64::from_le_bytes(c[8..].try_into().ok()?)).then_some(seq)
+            })
+            .max()
+            .unwrap_or(0);
+        Ok(Marker { file, path: path.to_path_buf(), seq })
+    }
+
+    fn set(&mut self, seq: u64) -> SessionResult<()> {
+        let mut slot = [0u8; 16];
+        slot[..8].copy_from_slice(&seq.to_le_bytes());
+        let check = fnv1a(&slot[..8]);
+        slot[8..].copy_from_slice(&check.to_le_bytes());
+        let io = |e| SessionError::io(&self.path, e);
+        self.file.seek(SeekFrom::Start((seq % 2) * 16)).map_err(io)?;
+        self.file.write_all(&slot).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.seq = seq;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chromalite_core::DatabaseRef;
+
+    fn op(i: usize) -> WriteOp {
+        WriteOp::CreateDatabase { db: DatabaseRef::new("t", format!("d{i}")) }
+    }
+
+    #[test]
+    fn appends_survive_reopen_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        for i in 0..5 {
+            assert_eq!(j.append(&op(i), i == 0).unwrap(), i as u64 + 1);
+        }
+        j.mark_applied(2).unwrap();
+        drop(j);
+        // Simulate a crash halfway through a sixth append.
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[200, 0, 0, 0, 1, 2, 3]).unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.last_seq(), 5);
+        assert_eq!(j.applied_through(), 2);
+        assert_eq!(j.pending(), vec![3, 4, 5]);
+        assert_eq!(j.read(4).unwrap().op, op(3));
+        assert_eq!(j.append(&op(9), false).unwrap(), 6);
+        j.compact(4).unwrap();
+        assert_eq!(j.seqs_after(0), vec![5, 6]);
+        assert_eq!(j.append(&op(10), false).unwrap(), 7);
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!((j.last_seq(), j.read(6).unwrap().op), (7, op(9)));
+        j.compact(7).unwrap();
+        assert_eq!((j.last_seq(), j.pending().len()), (7, 0));
+    }
+
+    #[test]
+    fn a_torn_marker_slot_falls_back_to_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.mark_applied(7).unwrap();
+        j.mark_applied(8).unwrap();
+        drop(j);
+        let path = dir.path().join(MARKER_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[3] ^= 0xff; // slot of 8 (8 % 2 == 0) damaged
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(Journal::open(dir.path()).unwrap().applied_through(), 7);
+    }
+}

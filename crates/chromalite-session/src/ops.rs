@@ -1,0 +1,294 @@
+//! [`WriteOp`]: every write of the [`VectorBackend`] trait as an owned, serialisable value, so it
+//! can be journaled on disk, applied to the primary or to memory, and replayed later.
+//!
+//! Collections are named by tenant, database and name, never by id: a collection created in the
+//! memory fallback has an id the primary never saw.
+
+use chromalite_core::metadata::{metadata_to_json, update_metadata_from_json};
+use chromalite_core::{
+    wire, CollectionInfo, CreateCollection, DatabaseRef, Error, ModifyCollection, RecordBatch, Result, Selection,
+    VectorBackend,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// A collection as journaled: enough to find it again, or recreate it in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColRef {
+    pub db: DatabaseRef,
+    pub name: String,
+    pub metadata: Option<Value>,
+    pub configuration: Value,
+}
+
+impl From<&CollectionInfo> for ColRef {
+    fn from(c: &CollectionInfo) -> Self {
+        ColRef {
+            db: c.db.clone(),
+            name: c.name.clone(),
+            metadata: c.metadata.as_ref().map(metadata_to_json),
+            configuration: c.config.to_json(),
+        }
+    }
+}
+
+/// Which record write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordWrite {
+    Add,
+    Upsert,
+    Update,
+}
+
+/// One write, owned and serialisable. Record payloads use chromadb's JSON shapes
+/// (`{"ids", "embeddings", "documents", "metadatas"}`, `{"ids", "where", "where_document"}`),
+/// which round-trip `f32` embeddings exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum WriteOp {
+    CreateTenant { name: String },
+    CreateDatabase { db: DatabaseRef },
+    DeleteDatabase { db: DatabaseRef },
+    CreateCollection { db: DatabaseRef, name: String, metadata: Option<Value>, configuration: Option<Value>, get_or_create: bool },
+    ModifyCollection { db: DatabaseRef, name: String, new_name: Option<String>, new_metadata: Option<Value>, new_configuration: Option<Value> },
+    DeleteCollection { db: DatabaseRef, name: String },
+    Records { write: RecordWrite, col: ColRef, batch: Value },
+    Delete { col: ColRef, selection: Value },
+}
+
+/// How a record write finds its collection on the backend it is applied to.
+#[derive(Debug, Clone, Copy)]
+pub enum Resolve<'a> {
+    /// Use this description as is (it came from the same backend).
+    Given(&'a CollectionInfo),
+    /// Look the collection up by tenant, database and name.
+    ByName,
+    /// Look it up, creating tenant, database and collection when missing (the memory fallback).
+    Ensure,
+}
+
+impl WriteOp {
+    /// `create_collection` as an op.
+    #[must_use]
+    pub fn create_collection(db: &DatabaseRef, req: &CreateCollection) -> WriteOp {
+        WriteOp::CreateCollection {
+            db: db.clone(),
+            name: req.name.clone(),
+            metadata: req.metadata.as_ref().map(metadata_to_json),
+            configuration: req.configuration.clone(),
+            get_or_create: req.get_or_create,
+        }
+    }
+
+    /// `modify_collection` as an op.
+    #[must_use]
+    pub fn modify_collection(db: &DatabaseRef, name: &str, req: &ModifyCollection) -> WriteOp {
+        WriteOp::ModifyCollection {
+            db: db.clone(),
+            name: name.to_owned(),
+            new_name: req.new_name.clone(),
+            new_metadata: req.new_metadata.as_ref().map(|m| serde_json::to_value(m).unwrap_or(Value::Null)),
+            new_configuration: req.new_configuration.clone(),
+        }
+    }
+
+    /// `add` / `upsert` / `update` as an op.
+    #[must_use]
+    pub fn records(write: RecordWrite, col: &CollectionInfo, batch: &RecordBatch) -> WriteOp {
+        WriteOp::Records { write, col: col.into(), batch: batch_to_json(batch) }
+    }
+
+    /// `delete` as an op.
+    #[must_use]
+    pub fn delete(col: &CollectionInfo, selection: &Selection) -> WriteOp {
+        WriteOp::Delete { col: col.into(), selection: selection_to_json(selection) }
+    }
+
+    /// The collection a record op targets.
+    #[must_use]
+    pub fn collection(&self) -> Option<&ColRef> {
+        match self {
+            WriteOp::Records { col, .. } | WriteOp::Delete { col, .. } => Some(col),
+            _ => None,
+        }
+    }
+
+    /// The database an op works in, if any.
+    #[must_use]
+    pub fn database(&self) -> Option<&DatabaseRef> {
+        match self {
+            WriteOp::CreateTenant { .. } => None,
+            WriteOp::CreateDatabase { db }
+            | WriteOp::DeleteDatabase { db }
+            | WriteOp::CreateCollection { db, .. }
+            | WriteOp::ModifyCollection { db, .. }
+            | WriteOp::DeleteCollection { db, .. } => Some(db),
+            WriteOp::Records { col, .. } | WriteOp::Delete { col, .. } => Some(&col.db),
+        }
+    }
+
+    /// Applies the op to `b`. Returns the collection for `create_collection`.
+    pub fn apply(&self, b: &dyn VectorBackend, how: Resolve<'_>) -> Result<Option<CollectionInfo>> {
+        if matches!(how, Resolve::Ensure) {
+            if let (Some(db), false) = (self.database(), matches!(self, WriteOp::CreateDatabase { .. })) {
+                ensure_database(b, db)?;
+            }
+        }
+        match self {
+            WriteOp::CreateTenant { name } => b.create_tenant(name).map(|()| None),
+            WriteOp::CreateDatabase { db } => {
+                if matches!(how, Resolve::Ensure) {
+                    ignore_exists(b.create_tenant(&db.tenant))?;
+                }
+                b.create_database(db).map(|()| None)
+            }
+            WriteOp::DeleteDatabase { db } => b.delete_database(db).map(|()| None),
+            WriteOp::CreateCollection { db, name, metadata, configuration, get_or_create } => {
+                let req = CreateCollection {
+                    name: name.clone(),
+                    metadata: metadata.as_ref().map(wire::collection_metadata).transpose()?,
+                    configuration: configuration.clone(),
+                    get_or_create: *get_or_create,
+                };
+                b.create_collection(db, &req).map(Some)
+            }
+            WriteOp::ModifyCollection { db, name, new_name, new_metadata, new_configuration } => {
+                let req = ModifyCollection {
+                    new_name: new_name.clone(),
+                    new_metadata: new_metadata.as_ref().map(|m| update_metadata_from_json(m).map_err(Error::InvalidArgument)).transpose()?,
+                    new_configuration: new_configuration.clone(),
+                };
+                if matches!(how, Resolve::Ensure) {
+                    resolve(b, &ColRef { db: db.clone(), name: name.clone(), metadata: None, configuration: Value::Null }, how)?;
+                }
+                b.modify_collection(db, name, &req).map(|()| None)
+            }
+            WriteOp::DeleteCollection { db, name } => b.delete_collection(db, name).map(|()| None),
+            WriteOp::Records { write, col, batch } => {
+                let info = resolve(b, col, how)?;
+                let batch = wire::record_batch(batch)?;
+                match write {
+                    RecordWrite::Add => b.add(&info, &batch),
+                    RecordWrite::Upsert => b.upsert(&info, &batch),
+                    RecordWrite::Update => b.update(&info, &batch),
+                }
+                .map(|()| None)
+            }
+            WriteOp::Delete { col, selection } => {
+                let info = resolve(b, col, how)?;
+                b.delete(&info, &wire::selection(selection)?).map(|()| None)
+            }
+        }
+    }
+
+    /// Whether `e`, met when replaying this op, means the op's effect is already there (replay
+    /// of a create whose target exists, or of a delete whose target is gone).
+    #[must_use]
+    pub fn already_done(&self, e: &Error) -> bool {
+        matches!(
+            (self, e),
+            (WriteOp::CreateTenant { .. } | WriteOp::CreateDatabase { .. } | WriteOp::CreateCollection { .. }, Error::AlreadyExists { .. })
+                | (WriteOp::DeleteDatabase { .. } | WriteOp::DeleteCollection { .. }, Error::NotFound { .. })
+        )
+    }
+}
+
+fn ignore_exists(r: Result<()>) -> Result<()> {
+    match r {
+        Err(Error::AlreadyExists { .. }) | Ok(()) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `db` (and its tenant) on `b` when missing.
+pub fn ensure_database(b: &dyn VectorBackend, db: &DatabaseRef) -> Result<()> {
+    if b.get_database(db).is_ok() {
+        return Ok(());
+    }
+    ignore_exists(b.create_tenant(&db.tenant))?;
+    ignore_exists(b.create_database(db))
+}
+
+/// Finds (or, with [`Resolve::Ensure`], creates) the collection `col` on `b`.
+pub fn resolve(b: &dyn VectorBackend, col: &ColRef, how: Resolve<'_>) -> Result<CollectionInfo> {
+    match how {
+        Resolve::Given(info) => Ok(info.clone()),
+        Resolve::ByName => b.get_collection(&col.db, &col.name),
+        Resolve::Ensure => match b.get_collection(&col.db, &col.name) {
+            Ok(info) => Ok(info),
+            Err(Error::NotFound { .. }) => {
+                ensure_database(b, &col.db)?;
+                let req = CreateCollection {
+                    name: col.name.clone(),
+                    metadata: col.metadata.as_ref().map(wire::collection_metadata).transpose()?,
+                    configuration: Some(col.configuration.clone()).filter(Value::is_object),
+                    get_or_create: true,
+                };
+                b.create_collection(&col.db, &req)
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// A batch in chromadb's JSON shape.
+#[must_use]
+pub fn batch_to_json(b: &RecordBatch) -> Value {
+    let mut v = json!({ "ids": b.ids });
+    if let Some(e) = &b.embeddings {
+        v["embeddings"] = json!(e);
+    }
+    if let Some(d) = &b.documents {
+        v["documents"] = json!(d);
+    }
+    if let Some(m) = &b.metadatas {
+        v["metadatas"] = serde_json::to_value(m).unwrap_or(Value::Null);
+    }
+    v
+}
+
+/// A selection in chromadb's JSON shape.
+#[must_use]
+pub fn selection_to_json(s: &Selection) -> Value {
+    json!({
+        "ids": s.ids,
+        "where": s.where_.as_ref().map(chromalite_core::Where::to_json),
+        "where_document": s.where_document.as_ref().map(chromalite_core::WhereDocument::to_json),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chromalite_core::{GetRequest, Include, Where};
+
+    #[test]
+    fn ops_round_trip_through_json_and_apply_to_memory() {
+        let mem = chromalite_memory::MemoryBackend::new();
+        let db = DatabaseRef::default();
+        let create = WriteOp::create_collection(&db, &CreateCollection { name: "col".into(), get_or_create: true, ..Default::default() });
+        let info = create.apply(&mem, Resolve::Ensure).unwrap().unwrap();
+        let mut batch = RecordBatch::new(["a", "b"]);
+        batch.embeddings = Some(vec![vec![0.1, 1.0 / 3.0], vec![f32::MAX, -0.0]]);
+        batch.documents = Some(vec![Some("x".into()), None]);
+        let meta: chromalite_core::UpdateMetadata = serde_json::from_value(json!({"k": 1, "f": 2.5, "s": "t"})).unwrap();
+        batch.metadatas = Some(vec![Some(meta), None]);
+        let ops = vec![
+            WriteOp::records(RecordWrite::Add, &info, &batch),
+            WriteOp::delete(&info, &Selection { where_: Some(Where::eq("k", 1)), ..Default::default() }),
+            WriteOp::records(RecordWrite::Upsert, &info, &batch),
+        ];
+        for op in &ops {
+            let text = serde_json::to_string(op).unwrap();
+            // Floats go through decimal text: what must be exact is the f32 that comes back.
+            let back: WriteOp = serde_json::from_str(&text).unwrap();
+            back.apply(&mem, Resolve::ByName).unwrap();
+        }
+        let got = mem.get(&info, &GetRequest { include: vec![Include::Embeddings, Include::Metadatas], ..Default::default() }).unwrap();
+        // "a" was deleted by the where filter and upserted again, so it now comes last.
+        assert_eq!(got.ids, vec!["b", "a"]);
+        let sent = batch.embeddings.unwrap();
+        assert_eq!(got.embeddings.unwrap(), vec![sent[1].clone(), sent[0].clone()]);
+    }
+}

@@ -1,0 +1,131 @@
+//! Facts about a persist directory the session layer relies on: file names, the writer lock and
+//! whether a process is alive.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+
+/// Chroma's `SQLite` file inside a persist directory.
+pub const SQLITE_FILE: &str = "chroma.sqlite3";
+/// The sqlite backend's writer-lock file (content: the holder's pid).
+pub const LOCK_FILE: &str = "chromalite.lock";
+/// The session layer's own folder inside a persist directory (journal, sessions, recovery point).
+pub const SESSION_DIR: &str = "chromalite-session";
+/// The four hnswlib files and the label map of a vector segment folder.
+pub const SEGMENT_FILES: [&str; 5] = ["header.bin", "data_level0.bin", "length.bin", "link_lists.bin", "index_metadata.pickle"];
+
+/// The session folder of the store at `base`.
+#[must_use]
+pub fn session_dir(base: &Path) -> PathBuf {
+    base.join(SESSION_DIR)
+}
+
+/// Whether `name` has the shape of a UUID (Chroma names segment folders by segment id).
+#[must_use]
+pub fn is_uuid(name: &str) -> bool {
+    name.len() == 36
+        && name.char_indices().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
+}
+
+/// Whether process `pid` exists (on Unix: `kill(pid, 0)` does not fail with `ESRCH`).
+#[must_use]
+pub fn pid_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: signal 0 performs only the existence and permission check; no signal is sent.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// The writer lock of a persist directory as seen from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// No lock file, or nobody holds the lock and no pid is recorded.
+    Free,
+    /// Nobody holds the lock but a pid was left behind (a writer killed without cleanup).
+    Stale { pid: u32 },
+    /// A live process holds it (pid when it recorded one).
+    Held { pid: Option<u32> },
+}
+
+/// Inspects `base`'s writer lock without taking it.
+#[must_use]
+pub fn lock_state(base: &Path) -> LockState {
+    let Ok(mut file) = File::open(base.join(LOCK_FILE)) else { return LockState::Free };
+    let mut text = String::new();
+    let pid = file.by_ref().take(32).read_to_string(&mut text).ok().and_then(|_| text.trim().parse::<u32>().ok());
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = FileExt::unlock(&file);
+            pid.map_or(LockState::Free, |pid| LockState::Stale { pid })
+        }
+        Err(_) => LockState::Held { pid },
+    }
+}
+
+/// The pid holding `base`'s writer lock, if a process holds it now.
+#[must_use]
+pub fn lock_holder(base: &Path) -> Option<u32> {
+    match lock_state(base) {
+        LockState::Held { pid } => pid,
+        _ => None,
+    }
+}
+
+/// fsyncs a directory so renames and creations inside it survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync the folder.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    path.parent().map_or(Ok(()), sync_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_shape_and_liveness() {
+        assert!(is_uuid("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"));
+        assert!(!is_uuid("chromalite-session"));
+        assert!(!is_uuid("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.tmp"));
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(u32::MAX - 7));
+    }
+
+    #[test]
+    fn lock_states() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(lock_state(dir.path()), LockState::Free);
+        std::fs::write(dir.path().join(LOCK_FILE), "4242").unwrap();
+        assert_eq!(lock_state(dir.path()), LockState::Stale { pid: 4242 });
+        let f = File::open(dir.path().join(LOCK_FILE)).unwrap();
+        f.lock_exclusive().unwrap();
+        // flock locks belong to the open file description, so a second open conflicts.
+        assert_eq!(lock_state(dir.path()), LockState::Held { pid: Some(4242) });
+    }
+}
