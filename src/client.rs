@@ -40,6 +40,19 @@ impl Client {
         Ok(Client::with_backend(Arc::new(chromalite_sqlite::SqliteBackend::open(path.as_ref())?)))
     }
 
+    /// A Chroma server at `url` (`http://host:port`), without a token.
+    ///
+    /// No request is sent yet: calls fail with `ErrorKind::Unavailable` while the server is down
+    /// and work again once it is back.
+    pub fn remote(url: &str) -> Result<Client> {
+        Client::remote_with(&chromalite_remote::RemoteOptions::new(url))
+    }
+
+    /// A Chroma server with explicit options (token, auth header, timeouts, pool size).
+    pub fn remote_with(options: &chromalite_remote::RemoteOptions) -> Result<Client> {
+        Ok(Client::with_backend(Arc::new(chromalite_remote::RemoteBackend::with_options(options)?)))
+    }
+
     /// The same store, scoped to another tenant and database (which must exist).
     #[must_use]
     pub fn scoped(&self, tenant: &str, database: &str) -> Client {

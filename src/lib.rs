@@ -37,6 +37,7 @@ mod client;
 mod requests;
 
 pub use chromalite_core as core;
+pub use chromalite_remote as remote;
 pub use chromalite_core::{
     CollectionInfo, Error, ErrorKind, GetResult, Include, Metadata, MetadataValue, QueryResult, Result, Space,
     VectorBackend, Where, WhereDocument,

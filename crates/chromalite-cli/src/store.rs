@@ -12,8 +12,8 @@ pub fn open(cli: &Cli) -> CliResult<Client> {
         None => return Err(CliError::Usage("choose a store with --path DIR, --url URL or --memory".into())),
         Some(Target::Memory) => Client::in_memory(),
         Some(Target::Path(dir)) => Client::persistent(dir)?,
-        Some(Target::Url { .. }) => {
-            return Err(CliError::Usage("--url: the remote backend is not part of this build yet".into()))
+        Some(Target::Url { url, token }) => {
+            Client::remote_with(&chromalite::remote::RemoteOptions::new(url).maybe_token(token.as_deref()))?
         }
         Some(Target::Lance(_)) => {
             return Err(CliError::Usage("--lance: the LanceDB backend is not part of this build yet".into()))
