@@ -40,6 +40,13 @@ impl Client {
         Ok(Client::with_backend(Arc::new(chromalite_sqlite::SqliteBackend::open(path.as_ref())?)))
     }
 
+    /// Opens an existing Chroma persist directory for reading only: no writer lock is taken, so
+    /// it works beside a writer in another process (chromalite or chromadb) and sees its commits.
+    /// Writes fail with `ErrorKind::ReadOnly`; a missing directory is `NotFound`.
+    pub fn persistent_read_only(path: impl AsRef<std::path::Path>) -> Result<Client> {
+        Ok(Client::with_backend(Arc::new(chromalite_sqlite::SqliteBackend::open_read_only(path.as_ref())?)))
+    }
+
     /// A Chroma server at `url` (`http://host:port`), without a token.
     ///
     /// No request is sent yet: calls fail with `ErrorKind::Unavailable` while the server is down
