@@ -1,7 +1,7 @@
 //! recall@10, queries/s and build time for chromalite-hnsw and hnsw_rs on the
 //! debian-minilm set (cosine, M = 16, ef_construction = 100).
 //!
-//! Usage: hnsw-bench --data DIR [--limit N] [--skip-hnsw-rs]
+//! Usage: hnsw-bench --data DIR [--limit N] [--skip-hnsw-rs] [--save DIR | --load DIR]
 //! (or set CHROMALITE_BENCH_DATA=DIR).
 
 use std::collections::HashSet;
@@ -66,12 +66,16 @@ fn main() {
     let mut data: Option<PathBuf> = std::env::var_os("CHROMALITE_BENCH_DATA").map(PathBuf::from);
     let mut limit = usize::MAX;
     let mut skip_rs = false;
+    let mut save: Option<PathBuf> = None;
+    let mut load: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--data" => data = args.next().map(PathBuf::from),
             "--limit" => limit = args.next().and_then(|s| s.parse().ok()).expect("--limit N"),
             "--skip-hnsw-rs" => skip_rs = true,
+            "--save" => save = args.next().map(PathBuf::from),
+            "--load" => load = args.next().map(PathBuf::from),
             _ => panic!("unknown argument {a}; usage: hnsw-bench --data DIR [--limit N] [--skip-hnsw-rs]"),
         }
     }
@@ -97,9 +101,17 @@ fn main() {
         Params { m: 16, ef_construction: 100, ef_search: 10, max_elements: n, seed: 0 },
     );
     let t = Instant::now();
-    idx.insert_batch(&items).unwrap();
+    if let Some(dir) = &load {
+        // Query-only runs: reuse a saved build (build time is then load time).
+        idx = Index::load(dir, DIM, Space::Cosine, 10).unwrap();
+    } else {
+        idx.insert_batch(&items).unwrap();
+    }
     let build_ours = t.elapsed().as_secs_f64();
     drop(items);
+    if let Some(dir) = &save {
+        idx.save(dir).unwrap();
+    }
     println!("chromalite-hnsw build: {build_ours:.2} s ({:.0} inserts/s)", n as f64 / build_ours);
     for ef in EFS {
         idx.set_ef(ef);
