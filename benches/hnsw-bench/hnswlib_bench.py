@@ -17,6 +17,8 @@ EFS = [10, 20, 50, 100, 150, 200]
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", default=os.environ.get("CHROMALITE_BENCH_DATA"))
 ap.add_argument("--threads", type=int, default=os.cpu_count())
+ap.add_argument("--export", help="also write hnswlib's graph as a Chroma four-file segment into this folder "
+                "(for `hnsw-bench --load DIR`: chromalite searching hnswlib's own graph)")
 args = ap.parse_args()
 base = np.fromfile(os.path.join(args.data, "base.f32"), dtype="<f4").reshape(-1, DIM)
 queries = np.fromfile(os.path.join(args.data, "queries.f32"), dtype="<f4").reshape(-1, DIM)
@@ -31,6 +33,36 @@ t = time.perf_counter()
 p.add_items(base, np.arange(n))
 build = time.perf_counter() - t
 print(f"hnswlib build: {build:.2f} s ({n / build:.0f} inserts/s)")
+
+
+def export_four_files(index, out):
+    """Upstream hnswlib's single-file saveIndex = Chroma's header fields without the
+    version word, then cur_element_count level-0 records, then the link-list blocks.
+    Chroma's fork splits the same bytes over four files (plus a version word and
+    length.bin, the pre-normalisation norms: 1.0 here, as the data is unit length)."""
+    import struct
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        single = os.path.join(tmp, "index.bin")
+        index.save_index(single)
+        raw = open(single, "rb").read()
+    head = raw[:96]
+    (_, _, count, size_per, *_rest) = struct.unpack("<QQQQQQiIQQQdQ", head)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "header.bin"), "wb") as f:
+        f.write(struct.pack("<i", 1) + head)
+    with open(os.path.join(out, "data_level0.bin"), "wb") as f:
+        f.write(raw[96 : 96 + count * size_per])
+    with open(os.path.join(out, "length.bin"), "wb") as f:
+        f.write(struct.pack(f"<{count}f", *([1.0] * count)))
+    with open(os.path.join(out, "link_lists.bin"), "wb") as f:
+        f.write(raw[96 + count * size_per :])
+
+
+if args.export:
+    export_four_files(p, args.export)
+    print(f"exported hnswlib's graph to {args.export}")
 
 
 def recall(labels):
