@@ -85,7 +85,9 @@ fn apply_one(c: &Connection, seg: &str, seq: i64, e: &Entry, note_key: &mut dyn 
         }
     };
     let Some(id) = offset_id else { return Ok(()) };
-    write_metadata(c, id, &e.metadata, e.document.as_deref(), note_key)?;
+    // A row just created by `add` has no metadata yet, so there is nothing to delete first.
+    let fresh = e.op == Op::Add;
+    write_metadata(c, id, &e.metadata, e.document.as_deref(), fresh, note_key)?;
     if let Some(doc) = &e.document {
         if e.op != Op::Add {
             delete_document(c, id)?;
@@ -101,7 +103,7 @@ fn delete_document(c: &Connection, id: i64) -> Sql<()> {
 
 /// Sets, replaces or removes metadata keys; a key is stored either as a scalar row or as array
 /// element rows, so writing one form removes the other.
-fn write_metadata(c: &Connection, id: i64, meta: &UpdateMetadata, doc: Option<&str>, note_key: &mut dyn FnMut(&str, &str)) -> Sql<()> {
+fn write_metadata(c: &Connection, id: i64, meta: &UpdateMetadata, doc: Option<&str>, fresh: bool, note_key: &mut dyn FnMut(&str, &str)) -> Sql<()> {
     let mut upsert = c.prepare_cached(
         "INSERT INTO embedding_metadata (id, key, string_value, int_value, float_value, bool_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT(id, key) DO UPDATE SET string_value = excluded.string_value, int_value = excluded.int_value, \
@@ -122,8 +124,10 @@ fn write_metadata(c: &Connection, id: i64, meta: &UpdateMetadata, doc: Option<&s
             }
             Some(MetadataValue::Array(arr)) => {
                 note_key(key, array_type(arr));
-                del_scalar.execute(params![id, key])?;
-                del_array.execute(params![id, key])?;
+                if !fresh {
+                    del_scalar.execute(params![id, key])?;
+                    del_array.execute(params![id, key])?;
+                }
                 for s in arr.scalars() {
                     let v: MetadataValue = s.into();
                     let (sv, iv, fv, bv) = columns(&v);
@@ -134,7 +138,9 @@ fn write_metadata(c: &Connection, id: i64, meta: &UpdateMetadata, doc: Option<&s
                 note_key(key, scalar_type(v));
                 let (sv, iv, fv, bv) = columns(v);
                 upsert.execute(params![id, key, sv, iv, fv, bv])?;
-                del_array.execute(params![id, key])?;
+                if !fresh {
+                    del_array.execute(params![id, key])?;
+                }
             }
         }
     }
