@@ -57,6 +57,11 @@ const COUNT_MASK: u32 = 0xFFFF;
 const NO_ENTRY: u64 = u64::MAX;
 const LOCK_STRIPES: usize = 4096;
 /// Below this many allowed elements a filtered query is answered exactly.
+/// Below this many vector components in the index (about 2,700 vectors of 384 dimensions) an
+/// exact scan costs no more than a graph search at the default ef, and it is never wrong, so small
+/// collections answer exactly, as users comparing against brute force expect.
+const EXACT_SCAN_WORK: usize = 1 << 20;
+
 const BRUTE_FORCE_MIN: usize = 4096;
 
 #[derive(Clone, Copy, Debug)]
@@ -867,6 +872,9 @@ impl Index {
             query
         };
         let Some(filter) = filter else {
+            if self.len() * self.dim <= EXACT_SCAN_WORK {
+                return Ok(self.brute_force(q, k, None));
+            }
             let res = self.search_graph(q, k, None);
             if res.len() < k.min(self.len()) {
                 return Ok(self.brute_force(q, k, None));
