@@ -25,6 +25,7 @@ pub struct CurvePoint {
 
 /// Everything measured for one system.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Measurements {
     pub system: String,
     pub records: usize,

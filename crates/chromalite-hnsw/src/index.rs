@@ -62,6 +62,9 @@ const LOCK_STRIPES: usize = 4096;
 /// collections answer exactly, as users comparing against brute force expect.
 const EXACT_SCAN_WORK: usize = 1 << 20;
 
+/// Elements linked serially before parallel linking starts (see `insert_batch`).
+const SERIAL_PREFIX: u32 = 1024;
+
 const BRUTE_FORCE_MIN: usize = 4096;
 
 #[derive(Clone, Copy, Debug)]
@@ -532,9 +535,12 @@ impl Index {
                 self.link_new(id);
             }
         } else {
-            // The first element into an empty index becomes the entry point;
-            // link a few serially so the parallel phase starts from a graph.
-            let serial_end = if self.entry.load(Ordering::Acquire) == NO_ENTRY { first + 1 } else { first };
+            // Elements linked concurrently cannot see each other, and in a small graph that can
+            // leave an element no other element links to, unreachable by any graph search (a
+            // Chroma process searching a segment we wrote has no exact fallback). So the first
+            // SERIAL_PREFIX elements of an index are linked one by one; later ones join a graph
+            // large enough that concurrent inserts rarely compete for the same neighbours.
+            let serial_end = end.min(first.max(SERIAL_PREFIX));
             for id in first..serial_end {
                 self.link_new(id);
             }
@@ -940,7 +946,7 @@ impl Index {
 
     /// hnswlib's `searchKnn`: greedy descent, then `searchBaseLayerST` with
     /// `max(ef, k)`.
-    fn search_graph(&self, q: &[f32], k: usize, filter: Option<&(dyn Fn(u64) -> bool + Sync)>) -> Vec<(u64, f32)> {
+    pub(crate) fn search_graph(&self, q: &[f32], k: usize, filter: Option<&(dyn Fn(u64) -> bool + Sync)>) -> Vec<(u64, f32)> {
         let Some((ep, max_level)) = decode_entry(self.entry.load(Ordering::Acquire)) else {
             return Vec::new();
         };

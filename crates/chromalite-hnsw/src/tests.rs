@@ -305,3 +305,44 @@ fn layout_matches_hnswlib_sizes() {
     assert_eq!(h.to_bytes().len(), HEADER_SIZE);
     assert_eq!(Header::parse(&h.to_bytes()).unwrap(), h);
 }
+
+/// The graph itself (not the exact fallback) must find every neighbour of a small set: a
+/// Chroma process searching a segment we wrote relies on the graph alone.
+#[test]
+fn small_graph_search_is_exact_after_batch_build() {
+    for (dim, space) in [(5, Space::Cosine), (8, Space::L2), (4, Space::InnerProduct)] {
+        let data = dataset(300, dim, 21);
+        let mut idx = Index::new(dim, space, Params::default());
+        for chunk in data.chunks(100) {
+            idx.insert_batch(chunk).unwrap();
+        }
+        let q = idx.ef();
+        let mut misses = 0;
+        for (_, v) in data.iter().take(100) {
+            let query = if space == Space::Cosine { crate::distance::normalize(v).0 } else { v.clone() };
+            let got: Vec<u64> = idx.search_graph(&query, 7, None).into_iter().map(|x| x.0).collect();
+            let truth = exact(&data, v, 7, space);
+            misses += truth.iter().filter(|t| !got.contains(t)).count();
+        }
+        assert_eq!(misses, 0, "{space:?} dim {dim}: graph search missed {misses} of 700 true neighbours (ef {q})");
+    }
+}
+
+#[test]
+fn small_graph_search_is_exact_after_serial_build() {
+    for (dim, space) in [(5, Space::Cosine), (8, Space::L2), (4, Space::InnerProduct)] {
+        let data = dataset(300, dim, 21);
+        let mut idx = Index::new(dim, space, Params::default());
+        for (l, v) in &data {
+            idx.insert(*l, v).unwrap();
+        }
+        let mut misses = 0;
+        for (_, v) in data.iter().take(100) {
+            let query = if space == Space::Cosine { crate::distance::normalize(v).0 } else { v.clone() };
+            let got: Vec<u64> = idx.search_graph(&query, 7, None).into_iter().map(|x| x.0).collect();
+            let truth = exact(&data, v, 7, space);
+            misses += truth.iter().filter(|t| !got.contains(t)).count();
+        }
+        assert_eq!(misses, 0, "{space:?} dim {dim}: serial graph search missed {misses} of 700");
+    }
+}
