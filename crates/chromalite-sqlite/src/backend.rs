@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use chromalite_core::metadata::strip_nulls;
@@ -55,7 +55,8 @@ pub struct SqliteBackend {
     db_path: PathBuf,
     pool: Pool,
     writer: Option<Mutex<Connection>>,
-    slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
+    /// One lock per collection's vector segment: searches share it, writes and reloads take it.
+    slots: Mutex<HashMap<String, Arc<RwLock<Slot>>>>,
     _lock: Option<WriterLock>,
 }
 
@@ -63,6 +64,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its data consistent before it can panic (the vector segment
     // is reloaded from disk when in doubt), so a poisoned lock is safe to reuse.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_slot(s: &RwLock<Slot>) -> RwLockWriteGuard<'_, Slot> {
+    // Same reasoning as `lock`: a poisoned slot is consistent or gets reloaded.
+    s.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read_slot(s: &RwLock<Slot>) -> RwLockReadGuard<'_, Slot> {
+    s.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl SqliteBackend {
@@ -158,7 +168,7 @@ impl SqliteBackend {
         Ok(())
     }
 
-    fn slot(&self, collection_id: &str) -> Arc<Mutex<Slot>> {
+    fn slot(&self, collection_id: &str) -> Arc<RwLock<Slot>> {
         Arc::clone(lock(&self.slots).entry(collection_id.to_owned()).or_default())
     }
 
@@ -254,7 +264,7 @@ impl SqliteBackend {
     /// Applies freshly committed entries to the vector segment; snapshots every `sync_threshold`.
     fn apply_vector(&self, c: &Connection, col: &Collection, entries: &[Logged]) -> Result<()> {
         let slot = self.slot(&col.info.id);
-        let mut slot = lock(&slot);
+        let mut slot = write_slot(&slot);
         let result = self.ensure_vector(c, col, &mut slot).and_then(|()| match slot.seg.as_mut() {
             Some(seg) => seg.apply(entries),
             None => Ok(()),
@@ -285,9 +295,9 @@ impl SqliteBackend {
     /// Persists every vector segment holding unsaved changes.
     fn flush_all(&self) -> Result<()> {
         let c = self.writer()?;
-        let slots: Vec<(String, Arc<Mutex<Slot>>)> = lock(&self.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+        let slots: Vec<(String, Arc<RwLock<Slot>>)> = lock(&self.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
         for (id, slot) in slots {
-            let mut slot = lock(&slot);
+            let mut slot = write_slot(&slot);
             if !slot.seg.as_ref().is_some_and(VectorSegment::dirty) {
                 continue;
             }
@@ -415,7 +425,7 @@ impl SqliteBackend {
     /// The stored vectors of `rows`, from the (caught-up) HNSW segment.
     fn vectors_of(&self, c: &Connection, col: &Collection, rows: &[(i64, String)]) -> Result<Vec<Vec<f32>>> {
         let slot = self.slot(&col.info.id);
-        let mut slot = lock(&slot);
+        let mut slot = write_slot(&slot);
         self.ensure_vector(c, col, &mut slot)?;
         let folder = self.dir.join(&col.vector_segment);
         let lost = |id: &str| Error::corrupt(folder.display().to_string(), format!("vector of {id:?}"), "not in the HNSW snapshot nor in the log");
@@ -430,8 +440,10 @@ impl SqliteBackend {
     /// Nearest neighbours of each query among the allowed labels (all when `allowed` is None).
     fn search(&self, c: &Connection, col: &Collection, req: &QueryRequest, allowed: Option<&HashSet<String>>) -> Result<Vec<Vec<(String, f32)>>> {
         let slot = self.slot(&col.info.id);
-        let mut slot = lock(&slot);
-        self.ensure_vector(c, col, &mut slot)?;
+        // Catching up with the log needs the segment exclusively, but only briefly; the search
+        // itself runs under a shared lock so concurrent queries proceed in parallel.
+        self.ensure_vector(c, col, &mut write_slot(&slot))?;
+        let slot = read_slot(&slot);
         let Some(seg) = slot.seg.as_ref() else { return Ok(vec![Vec::new(); req.embeddings.len()]) };
         let labels: Option<HashSet<u64>> = allowed.map(|ids| ids.iter().filter_map(|id| seg.ids.id_to_label.get(id).copied()).collect());
         let pred = labels.as_ref().map(|set| move |l: u64| set.contains(&l));
@@ -583,7 +595,7 @@ impl VectorBackend for SqliteBackend {
             }
         })?;
         if let Some((id, ef)) = ef {
-            if let Some(seg) = lock(&self.slot(&id)).seg.as_mut() {
+            if let Some(seg) = write_slot(&self.slot(&id)).seg.as_mut() {
                 seg.index.set_ef(ef);
             }
         }
