@@ -139,10 +139,14 @@ pub(crate) fn catalog(c: &Connection) -> rusqlite::Result<Vec<SegmentRow>> {
         let (id, name, dim, config, vseg, mseg, tenant, database) = row?;
         let records: i64 = c.query_row("SELECT COUNT(*) FROM embeddings WHERE segment_id = ?1", [&mseg], |r| r.get(0))?;
         let pos = |s: &str| c.query_row("SELECT seq_id FROM max_seq_id WHERE segment_id = ?1", [s], |r| r.get::<_, SqlValue>(0)).optional();
-        let config = config
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .and_then(|v: serde_json::Value| CollectionConfig::from_json(&v).ok())
-            .unwrap_or_default();
+        let resolved = chromalite_sqlite::sysdb::load_collections(c, SQLITE_FILE, &chromalite_sqlite::sysdb::Filter::ById(&id));
+        let config = match resolved.ok().and_then(|mut v| v.pop()) {
+            Some(col) => col.info.config,
+            None => config
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .and_then(|v: serde_json::Value| CollectionConfig::from_json(&v).ok())
+                .unwrap_or_default(),
+        };
         out.push(SegmentRow {
             collection: CollectionReport {
                 db: DatabaseRef::new(tenant.unwrap_or_else(|| DEFAULT_TENANT.into()), database.unwrap_or_else(|| DEFAULT_DATABASE.into())),
@@ -248,6 +252,9 @@ fn check_segment(base: &Path, row: &SegmentRow, findings: &mut Vec<Finding>) -> 
     }
     let pickle = pickle?;
     check_labels(seg, row, &pickle, &index, &fix, findings);
+    if space == chromalite_hnsw::Space::Cosine {
+        check_norms(seg, &pickle, &index, &fix, findings);
+    }
     Some(index.len())
 }
 
@@ -265,6 +272,18 @@ fn check_labels(seg: &str, row: &SegmentRow, pickle: &SegmentMetadata, index: &I
             format!("{} ids in the label map, {} records in SQLite at the same log position", pickle.id_to_label.len(), row.collection.records),
             fix.clone(),
         ));
+    }
+}
+
+/// For cosine, `length.bin` holds each vector's norm before normalisation (Chroma multiplies it
+/// back on `get`); a zero or non-finite norm means the file lost its content, as zeroing it
+/// leaves every size check intact.
+fn check_norms(seg: &str, pickle: &SegmentMetadata, index: &Index, fix: &Fix, findings: &mut Vec<Finding>) {
+    let bad = pickle.id_to_label.iter().find(|(_, label)| {
+        index.get_original_vector(**label).is_some_and(|v| !v.iter().all(|x| x.is_finite()) || v.iter().all(|x| *x == 0.0))
+    });
+    if let Some((id, label)) = bad {
+        findings.push(damage(format!("{seg}/{}", SEGMENT_FILES[2]), "norm", format!("the norm of {id:?} (label {label}) is zero or not finite"), fix.clone()));
     }
 }
 

@@ -51,9 +51,17 @@ struct Slot {
     len: u32,
 }
 
-/// The journal of one store. Not synchronised: the owner serialises access.
+/// Name of the lock file that makes a journal folder one process's own.
+pub const JOURNAL_LOCK: &str = "journal.lock";
+/// Most journal folders (one per process writing the store at the same time).
+const MAX_SLOTS: usize = 16;
+
+/// The journal of one store. Not synchronised: the owner serialises access. Each journal folder
+/// belongs to one process at a time (an OS lock on `journal.lock`, released by the kernel when the
+/// process dies), so two processes never append to one file.
 #[derive(Debug)]
 pub struct Journal {
+    _owner: File,
     dir: PathBuf,
     file: File,
     base: u64,
@@ -67,9 +75,51 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl Journal {
-    /// Opens (creating) the journal in `dir`, cutting off a torn last record.
+    /// Opens (creating) the journal in `dir`, cutting off a torn last record. Fails with
+    /// `Locked` while another process owns it.
     pub fn open(dir: &Path) -> SessionResult<Journal> {
+        Journal::try_open(dir)?.ok_or_else(|| {
+            chromalite_core::Error::Locked { path: dir.display().to_string(), pid: None }.into()
+        })
+    }
+
+    /// The journal folder of slot `n` under the session folder (slot 0 is the folder itself).
+    #[must_use]
+    pub fn slot_dir(session: &Path, n: usize) -> PathBuf {
+        if n == 0 { session.to_path_buf() } else { session.join(format!("journal-{n}")) }
+    }
+
+    /// The first journal slot no other process owns, and its number.
+    pub fn open_slot(session: &Path) -> SessionResult<(Journal, usize)> {
+        for n in 0..MAX_SLOTS {
+            if let Some(j) = Journal::try_open(&Journal::slot_dir(session, n))? {
+                return Ok((j, n));
+            }
+        }
+        Err(chromalite_core::Error::Locked { path: session.display().to_string(), pid: None }.into())
+    }
+
+    /// Journals of other slots that nobody owns now (their process ended), for adoption.
+    pub fn unowned_slots(session: &Path, except: usize) -> Vec<Journal> {
+        (1..MAX_SLOTS)
+            .filter(|n| *n != except && Journal::slot_dir(session, *n).join(JOURNAL_FILE).exists())
+            .filter_map(|n| Journal::try_open(&Journal::slot_dir(session, n)).ok().flatten())
+            .collect()
+    }
+
+    /// Opens the journal in `dir` unless another process owns it (`None`).
+    pub fn try_open(dir: &Path) -> SessionResult<Option<Journal>> {
+        use fs2::FileExt;
         std::fs::create_dir_all(dir).map_err(|e| SessionError::io(dir, e))?;
+        let lock_path = dir.join(JOURNAL_LOCK);
+        let owner = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(|e| SessionError::io(&lock_path, e))?;
+        if owner.try_lock_exclusive().is_err() {
+            return Ok(None);
+        }
+        Journal::open_owned(dir, owner).map(Some)
+    }
+
+    fn open_owned(dir: &Path, owner: File) -> SessionResult<Journal> {
         let path = dir.join(JOURNAL_FILE);
         let io = |e| SessionError::io(&path, e);
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
@@ -91,7 +141,7 @@ impl Journal {
             file.sync_all().map_err(io)?;
         }
         let marker = Marker::open(&dir.join(MARKER_FILE))?;
-        Ok(Journal { dir: dir.to_path_buf(), file, base, index, end, marker })
+        Ok(Journal { _owner: owner, dir: dir.to_path_buf(), file, base, index, end, marker })
     }
 
     /// The folder holding the journal.
@@ -183,7 +233,8 @@ impl Journal {
         bytes.extend_from_slice(&base.to_le_bytes());
         bytes.extend_from_slice(&tail);
         write_atomic(&path, &bytes).map_err(io)?;
-        *self = Journal::open(&self.dir)?;
+        let owner = self._owner.try_clone().map_err(|e| SessionError::io(&path, e))?;
+        *self = Journal::open_owned(&self.dir, owner)?;
         Ok(())
     }
 
@@ -302,10 +353,24 @@ mod tests {
         j.compact(4).unwrap();
         assert_eq!(j.seqs_after(0), vec![5, 6]);
         assert_eq!(j.append(&op(10), false).unwrap(), 7);
+        drop(j);
         let mut j = Journal::open(dir.path()).unwrap();
         assert_eq!((j.last_seq(), j.read(6).unwrap().op), (7, op(9)));
         j.compact(7).unwrap();
         assert_eq!((j.last_seq(), j.pending().len()), (7, 0));
+    }
+
+    #[test]
+    fn a_journal_belongs_to_one_owner_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, n0) = Journal::open_slot(dir.path()).unwrap();
+        let (second, n1) = Journal::open_slot(dir.path()).unwrap();
+        assert_eq!((n0, n1), (0, 1));
+        assert!(Journal::try_open(dir.path()).unwrap().is_none());
+        drop(second);
+        assert_eq!(Journal::unowned_slots(dir.path(), 0).len(), 1);
+        drop(first);
+        assert!(Journal::try_open(dir.path()).unwrap().is_some());
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl DatabaseManager {
             tracker,
             writes_at_checkpoint: Mutex::new(0),
         });
-        if fresh_journal && inner.opts.resilience.recovery_log {
+        if fresh_journal && inner.backend.keeps_recovery_log() {
             inner.start_history()?;
         }
         let exit = inner.opts.cleanup_on_exit.then(|| {
@@ -305,7 +305,7 @@ impl Inner {
     }
 
     fn checkpoint(&self) -> SessionResult<Option<u64>> {
-        if !self.opts.resilience.recovery_log || !self.base.join(SQLITE_FILE).exists() {
+        if !self.backend.keeps_recovery_log() || !self.base.join(SQLITE_FILE).exists() {
             return Ok(None);
         }
         let base = self.base.clone();

@@ -158,6 +158,13 @@ impl ConnectionPool {
     /// exhausted, the connector's error when a new connection cannot be opened.
     pub fn get_connection(&self) -> Result<PooledConnection> {
         let pool = self.pool.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(conn) = pool.try_get() {
+            return Ok(conn);
+        }
+        // r2d2 retries a failing connect until the checkout timeout and then reports only a
+        // timeout; opening once here first fails fast with the store's own error (`Locked`,
+        // `Unavailable`...). With a shared connector the probe is the connection r2d2 then takes.
+        let _probe = (pool.state().connections < self.opts.max_connections).then(|| self.connector.connect()).transpose()?;
         pool.get().map_err(|e| {
             let state = pool.state();
             match e.to_string() {

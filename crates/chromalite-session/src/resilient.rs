@@ -111,7 +111,14 @@ impl ResilientBackend {
     /// them now, or starts in the memory fallback with those writes loaded when the primary is
     /// still away.
     pub fn new(primary: Arc<dyn VectorBackend>, opts: ResilientOptions) -> SessionResult<ResilientBackend> {
-        let journal = opts.journal_dir.as_deref().map(Journal::open).transpose()?;
+        let (journal, slot) = match opts.journal_dir.as_deref() {
+            Some(dir) => Journal::open_slot(dir).map(|(j, n)| (Some(j), n))?,
+            None => (None, 0),
+        };
+        let mut opts = opts;
+        // Only the first slot's journal is the store's recovery log (see `crate::recovery`);
+        // other processes writing at the same time journal only what waits for replay.
+        opts.recovery_log &= slot == 0;
         let backend = ResilientBackend {
             primary,
             handler: ErrorHandler::new(opts.retry.clone()),
@@ -124,7 +131,20 @@ impl ResilientBackend {
             opts,
         };
         backend.resume_pending()?;
+        if let (Some(dir), Mode::Normal) = (backend.opts.journal_dir.as_deref(), backend.mode()) {
+            backend.adopt(dir, slot);
+        }
         Ok(backend)
+    }
+
+    /// Replays the pending writes of journals whose process has ended (another process that
+    /// wrote the store at the same time and died degraded). Those left pending stay for later.
+    fn adopt(&self, session: &std::path::Path, own: usize) {
+        for mut orphan in Journal::unowned_slots(session, own) {
+            if !orphan.pending().is_empty() {
+                let _ = self.replay(&mut orphan);
+            }
+        }
     }
 
     fn resume_pending(&self) -> SessionResult<()> {
@@ -146,6 +166,12 @@ impl ResilientBackend {
         }
         self.enter(Mode::MemoryFallback, Some("writes from an earlier run are still waiting for the store".into()));
         Ok(())
+    }
+
+    /// Whether this backend's journal is the store's recovery log (it owns the first slot).
+    #[must_use]
+    pub fn keeps_recovery_log(&self) -> bool {
+        self.opts.recovery_log && self.opts.journal_dir.is_some()
     }
 
     /// The current mode.
