@@ -12,6 +12,7 @@ macro_rules! outln {
 mod args;
 mod bench;
 mod demo;
+mod maintenance;
 mod records;
 mod show;
 mod store;
@@ -101,6 +102,8 @@ fn run(cli: args::Cli) -> CliResult {
         Command::Demo { dir } => return demo::run(dir.as_deref()),
         Command::Bench(opts) => return bench::run(opts),
         Command::BenchWorker { system, data, store, open_only } => return bench::worker(system, data, store, *open_only),
+        // Before opening: a damaged store may not open.
+        Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => return maintenance::run(&cli.command, &cli),
         _ => {}
     }
     let client = store::open(&cli)?;
@@ -116,7 +119,12 @@ fn run(cli: args::Cli) -> CliResult {
         Command::Get { name, limit, offset, read } => show::get(&client, &name, limit, offset, &read),
         Command::Query { name, embeddings, n_results, read } => show::query(&client, &name, &embeddings, n_results, &read),
         Command::Delete { name, read } => records::delete(&client, &name, &read),
-        Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => store::maintenance(&cli.command, &cli),
-        Command::Help | Command::Demo { .. } | Command::Bench(_) | Command::BenchWorker { .. } => Ok(()),
+        Command::Doctor { .. }
+        | Command::Repair { .. }
+        | Command::Cleanup { .. }
+        | Command::Help
+        | Command::Demo { .. }
+        | Command::Bench(_)
+        | Command::BenchWorker { .. } => Ok(()),
     }
 }

@@ -30,14 +30,3 @@ pub fn open(cli: &Cli) -> CliResult<Client> {
     let database = cli.database.as_deref().unwrap_or(chromalite::core::DEFAULT_DATABASE);
     Ok(client.scoped(tenant, database))
 }
-
-/// `doctor`, `repair`, `cleanup`.
-pub fn maintenance(cmd: &Command, cli: &Cli) -> CliResult {
-    let _ = cli;
-    let what = match cmd {
-        Command::Doctor { json } => format!("doctor (json: {json})"),
-        Command::Repair { yes } | Command::Cleanup { yes } => format!("repair/cleanup (yes: {yes})"),
-        _ => "this command".into(),
-    };
-    Err(CliError::Usage(format!("{what} comes with the session layer and is not part of this build yet")))
-}

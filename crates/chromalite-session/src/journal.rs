@@ -61,7 +61,7 @@ const MAX_SLOTS: usize = 16;
 /// process dies), so two processes never append to one file.
 #[derive(Debug)]
 pub struct Journal {
-    _owner: File,
+    owner: File,
     dir: PathBuf,
     file: File,
     base: u64,
@@ -100,6 +100,7 @@ impl Journal {
     }
 
     /// Journals of other slots that nobody owns now (their process ended), for adoption.
+    #[must_use]
     pub fn unowned_slots(session: &Path, except: usize) -> Vec<Journal> {
         (1..MAX_SLOTS)
             .filter(|n| *n != except && Journal::slot_dir(session, *n).join(JOURNAL_FILE).exists())
@@ -141,7 +142,7 @@ impl Journal {
             file.sync_all().map_err(io)?;
         }
         let marker = Marker::open(&dir.join(MARKER_FILE))?;
-        Ok(Journal { _owner: owner, dir: dir.to_path_buf(), file, base, index, end, marker })
+        Ok(Journal { owner, dir: dir.to_path_buf(), file, base, index, end, marker })
     }
 
     /// The folder holding the journal.
@@ -233,7 +234,7 @@ impl Journal {
         bytes.extend_from_slice(&base.to_le_bytes());
         bytes.extend_from_slice(&tail);
         write_atomic(&path, &bytes).map_err(io)?;
-        let owner = self._owner.try_clone().map_err(|e| SessionError::io(&path, e))?;
+        let owner = self.owner.try_clone().map_err(|e| SessionError::io(&path, e))?;
         *self = Journal::open_owned(&self.dir, owner)?;
         Ok(())
     }

@@ -139,7 +139,7 @@ fn transient_errors_are_retried_with_exponential_backoff() {
         if attempts.len() <= 3 { Err(make_error(ErrorKind::Locked)) } else { Ok(attempts.len()) }
     });
     assert_eq!(result.unwrap(), 4);
-    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
     for (gap, nominal) in gaps.iter().zip([20u64, 40, 80]) {
         let nominal = Duration::from_millis(nominal);
         assert!(*gap >= nominal && *gap < nominal + Duration::from_millis(60), "gaps {gaps:?}");
@@ -310,7 +310,7 @@ fn many_threads_share_one_manager_within_pool_limits() {
     for t in threads {
         t.join().unwrap();
     }
-    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(started.elapsed() < Duration::from_mins(1));
     let total: usize = (0..4).map(|c| manager.get_or_create_database(&format!("col-{c}")).unwrap().count().unwrap()).sum();
     assert_eq!(total, 16 * 40);
     assert!(shared.max_in_flight.load(Ordering::SeqCst) <= 3, "max in flight {}", shared.max_in_flight.load(Ordering::SeqCst));

@@ -1,4 +1,4 @@
-//! Damaged stores: every file of a persist directory (SQLite, each HNSW file, the pickle)
+//! Damaged stores: every file of a persist directory (`SQLite`, each HNSW file, the pickle)
 //! truncated, zeroed or deleted. `validate_database_integrity` (what `doctor` runs) names the
 //! file; `repair` backs the store up and restores one that answers queries with every
 //! acknowledged record. Also cleanup of orphans and leftovers, which never touches referenced
@@ -41,7 +41,7 @@ fn write(m: &DatabaseManager, range: std::ops::Range<usize>) {
 }
 
 /// A store written through the manager: 300 records covered by the recovery point, 20 more only
-/// in SQLite and the journal.
+/// in `SQLite` and the journal.
 fn template() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -113,7 +113,7 @@ fn check_case(file: &str, how: Damage) {
 
     let outcome = repair(&store, &open_store).unwrap();
     let backup = outcome.backup.clone().unwrap();
-    assert!(backup.is_dir() && backup.file_name().unwrap().to_string_lossy().starts_with("store.backup-"), "{backup:?}");
+    assert!(backup.is_dir() && backup.file_name().unwrap().to_string_lossy().starts_with("store.backup-"), "{}", backup.display());
     assert!(outcome.after.is_ok(), "{file} {how:?}: still damaged after repair: {:#?}", outcome.after.findings);
     if file == "chroma.sqlite3" {
         assert!(matches!(outcome.actions[0], RepairAction::RestoreSqlite { .. }));
