@@ -12,6 +12,7 @@
 
 pub mod dataset;
 pub mod report;
+pub mod server;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ pub enum System {
     Persistent,
     /// chromalite's in-memory backend (exact search).
     Memory,
+    /// chromalite's remote backend against a local `chroma run` (chromadb 1.5.9).
+    Remote,
     /// Python chromadb 1.5.9 `PersistentClient`.
     Chroma,
 }
@@ -40,6 +43,7 @@ impl System {
         match self {
             System::Persistent => "chromalite-persistent",
             System::Memory => "chromalite-memory",
+            System::Remote => "chromalite-remote",
             System::Chroma => "chromadb",
         }
     }
@@ -49,8 +53,9 @@ impl System {
         match s.trim() {
             "persistent" | "chromalite-persistent" => Ok(System::Persistent),
             "memory" | "chromalite-memory" => Ok(System::Memory),
+            "remote" | "chromalite-remote" => Ok(System::Remote),
             "chroma" | "chromadb" => Ok(System::Chroma),
-            other => Err(format!("unknown system {other:?}: expected persistent, memory or chroma")),
+            other => Err(format!("unknown system {other:?}: expected persistent, memory, remote or chroma")),
         }
     }
 }
@@ -93,11 +98,21 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Measure
         progress(&format!("running {} on {} records", system.name(), data.base.len()));
         let store = opts.work_dir.join(format!("store-{}", system.name()));
         let _ = std::fs::remove_dir_all(&store);
+        // The remote row talks to a server of its own, started here and stopped after the row.
+        let server = match system {
+            System::Remote => {
+                let py = opts.python.as_ref().ok_or("the remote row needs --python (the venv python with chromadb 1.5.9)")?;
+                Some(server::LocalChroma::start(py, &store)?)
+            }
+            _ => None,
+        };
+        let url = server.as_ref().map(|s| s.url.clone());
         let m = match (system, &opts.exe) {
             (System::Chroma, _) => chroma(opts, &data_dir, &store)?,
-            (_, Some(exe)) => isolated(exe, system, &data_dir, &store)?,
-            (_, None) => worker(system, &data_dir, &store, false)?,
+            (_, Some(exe)) => isolated(exe, system, &data_dir, &store, url.as_deref())?,
+            (_, None) => worker(system, &data_dir, &store, url.as_deref(), false)?,
         };
+        drop(server);
         results.push(m);
     }
     Ok(results)
@@ -113,9 +128,12 @@ fn run_json(cmd: &mut Command) -> Result<Measurements, String> {
     serde_json::from_str(line).map_err(|e| format!("worker output is not JSON ({e}): {line}"))
 }
 
-fn isolated(exe: &Path, system: &System, data: &Path, store: &Path) -> Result<Measurements, String> {
+fn isolated(exe: &Path, system: &System, data: &Path, store: &Path, url: Option<&str>) -> Result<Measurements, String> {
     let base = |open_only: bool| {
         let mut c = Command::new(exe);
+        if let Some(u) = url {
+            c.args(["--url", u]);
+        }
         c.args(["bench-worker", "--system", system.name()]).arg("--data").arg(data).arg("--store").arg(store);
         if open_only {
             c.arg("--open-only");
@@ -146,11 +164,14 @@ fn chroma(opts: &Options, data: &Path, store: &Path) -> Result<Measurements, Str
     Ok(m)
 }
 
-/// Runs one system in this process (what `chromalite bench-worker` does).
-pub fn worker(system: &System, data_dir: &Path, store: &Path, open_only: bool) -> Result<Measurements, String> {
+/// Runs one system in this process (what `chromalite bench-worker` does); `url` is the server
+/// of the remote row.
+pub fn worker(system: &System, data_dir: &Path, store: &Path, url: Option<&str>, open_only: bool) -> Result<Measurements, String> {
     let data = Dataset::load(data_dir, None, usize::MAX)?;
-    let open = || match system {
-        System::Persistent => Client::persistent(store),
+    let open = || match (system, url) {
+        (System::Persistent, _) => Client::persistent(store),
+        (System::Remote, Some(u)) => Client::remote(u),
+        (System::Remote, None) => Err(chromalite::Error::invalid("the remote row needs a server url")),
         _ => Ok(Client::in_memory()),
     };
     if open_only {
@@ -159,7 +180,8 @@ pub fn worker(system: &System, data_dir: &Path, store: &Path, open_only: bool) -
     }
     let client = open().map_err(|e| e.to_string())?;
     let (col, rps) = workload::ingest(&client, &data).map_err(|e| e.to_string())?;
-    let mut m = workload::measure(&col, &data, system.name(), *system == System::Persistent).map_err(|e| e.to_string())?;
+    let with_curve = matches!(system, System::Persistent | System::Remote);
+    let mut m = workload::measure(&col, &data, system.name(), with_curve).map_err(|e| e.to_string())?;
     m.ingest_rps = rps;
     drop((col, client));
     if *system == System::Persistent {

@@ -37,19 +37,20 @@ pub fn table(results: &[Measurements]) -> String {
     let peer = results.iter().find(|m| m.system == "chromadb");
     let mut out = String::new();
     let _ = write!(out, "{:<24}", "metric");
-    for m in results {
-        let _ = write!(out, "{:>14}", m.system);
+    let widths: Vec<usize> = results.iter().map(|m| m.system.len().max(10) + 2).collect();
+    for (m, w) in results.iter().zip(&widths) {
+        let _ = write!(out, "{:>w$}", m.system);
     }
     if peer.is_some() {
         for m in results.iter().filter(|m| m.system != "chromadb") {
-            let _ = write!(out, "{:>16}", format!("{} vs chroma", short(&m.system)));
+            let _ = write!(out, "{:>22}", format!("{} vs chroma", short(&m.system)));
         }
     }
     out.push('\n');
     for (label, get, higher) in METRICS {
         let _ = write!(out, "{label:<24}");
-        for m in results {
-            let _ = write!(out, "{:>14}", fmt_num(get(m)));
+        for (m, w) in results.iter().zip(&widths) {
+            let _ = write!(out, "{:>w$}", fmt_num(get(m)));
         }
         if let Some(p) = peer {
             for m in results.iter().filter(|m| m.system != "chromadb") {
@@ -57,7 +58,7 @@ pub fn table(results: &[Measurements]) -> String {
                     (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(if *higher { a / b } else { b / a }),
                     _ => None,
                 };
-                let _ = write!(out, "{:>16}", ratio.map_or("-".into(), |r| format!("{r:.2}x")));
+                let _ = write!(out, "{:>22}", ratio.map_or("-".into(), |r| format!("{r:.2}x")));
             }
         }
         out.push('\n');

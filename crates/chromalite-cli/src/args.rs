@@ -83,7 +83,7 @@ commands:
   repair [--yes]                               back up, then rebuild damaged parts
   cleanup [--dry-run | --yes]                  remove orphaned segments and stale files
   demo [--dir DIR]                             build ./chromalite-data from the bundled corpus and query it
-  bench [--data DIR] [--limit N] [--scale N] [--queries N] [--systems persistent,memory,chroma]
+  bench [--data DIR] [--limit N] [--scale N] [--queries N] [--systems persistent,memory,remote,chroma]
         [--python PATH] [--work-dir DIR] [--json FILE] [--svg FILE]
                                                the same workload on every system, with ratios
 

@@ -16,7 +16,7 @@ pub fn run(o: &BenchOpts) -> CliResult {
     let systems = o
         .systems
         .as_deref()
-        .unwrap_or("persistent,memory,chroma")
+        .unwrap_or("persistent,memory,remote,chroma")
         .split(',')
         .map(System::parse)
         .collect::<Result<Vec<_>, _>>()
@@ -50,9 +50,9 @@ pub fn run(o: &BenchOpts) -> CliResult {
 }
 
 /// `bench-worker`: one system in this process; prints its measurements as one JSON line.
-pub fn worker(system: &str, data: &Path, store: &Path, open_only: bool) -> CliResult {
+pub fn worker(system: &str, data: &Path, store: &Path, url: Option<&str>, open_only: bool) -> CliResult {
     let system = System::parse(system).map_err(usage)?;
-    let m = chromalite_bench::worker(&system, data, store, open_only).map_err(usage)?;
+    let m = chromalite_bench::worker(&system, data, store, url, open_only).map_err(usage)?;
     outln!("{}", serde_json::to_string(&m).map_err(|e| usage(e.to_string()))?);
     Ok(())
 }

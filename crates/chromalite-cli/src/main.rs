@@ -101,9 +101,13 @@ fn run(cli: args::Cli) -> CliResult {
     match &cli.command {
         Command::Demo { dir } => return demo::run(dir.as_deref()),
         Command::Bench(opts) => return bench::run(opts),
-        Command::BenchWorker { system, data, store, open_only } => return bench::worker(system, data, store, *open_only),
-        // Before opening: a damaged store may not open.
-        Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => return maintenance::run(&cli.command, &cli),
+        Command::BenchWorker { system, data, store, open_only } => {
+            let url = match &cli.target {
+                Some(args::Target::Url { url, .. }) => Some(url.as_str()),
+                _ => None,
+            };
+            return bench::worker(system, data, store, url, *open_only);
+        }
         _ => {}
     }
     let client = store::open(&cli)?;
@@ -119,12 +123,7 @@ fn run(cli: args::Cli) -> CliResult {
         Command::Get { name, limit, offset, read } => show::get(&client, &name, limit, offset, &read),
         Command::Query { name, embeddings, n_results, read } => show::query(&client, &name, &embeddings, n_results, &read),
         Command::Delete { name, read } => records::delete(&client, &name, &read),
-        Command::Doctor { .. }
-        | Command::Repair { .. }
-        | Command::Cleanup { .. }
-        | Command::Help
-        | Command::Demo { .. }
-        | Command::Bench(_)
-        | Command::BenchWorker { .. } => Ok(()),
+        Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => Ok(()),
+        Command::Help | Command::Demo { .. } | Command::Bench(_) | Command::BenchWorker { .. } => Ok(()),
     }
 }
