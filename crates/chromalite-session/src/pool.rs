@@ -162,9 +162,10 @@ impl ConnectionPool {
             return Ok(conn);
         }
         // r2d2 retries a failing connect until the checkout timeout and then reports only a
-        // timeout; opening once here first fails fast with the store's own error (`Locked`,
-        // `Unavailable`...). With a shared connector the probe is the connection r2d2 then takes.
-        let _probe = (pool.state().connections < self.opts.max_connections).then(|| self.connector.connect()).transpose()?;
+        // timeout. When no connection is open (first use, or the store was away) opening once
+        // here fails fast with the store's own error (`Locked`, `Unavailable`...); with a shared
+        // connector the probe is the very connection r2d2 then takes.
+        let _probe = (pool.state().connections == 0).then(|| self.connector.connect()).transpose()?;
         pool.get().map_err(|e| {
             let state = pool.state();
             match e.to_string() {
