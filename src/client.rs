@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use chromalite_core::{CollectionInfo, DatabaseRef, ModifyCollection, Result, Selection, VectorBackend};
+use chromalite_core::{
+    CollectionInfo, DatabaseRef, EmbeddingFunction, ModifyCollection, Result, Selection, VectorBackend,
+};
 use chromalite_memory::MemoryBackend;
 
 use crate::requests::{CreateBuilder, Filter, GetBuilder, QueryBuilder, WriteBuilder, WriteKind};
@@ -111,7 +113,7 @@ impl Client {
     }
 
     pub(crate) fn handle(&self, info: CollectionInfo) -> Collection {
-        Collection { client: self.clone(), info }
+        Collection { client: self.clone(), info, ef: None }
     }
 }
 
@@ -120,6 +122,8 @@ impl Client {
 pub struct Collection {
     client: Client,
     info: CollectionInfo,
+    /// Embeds documents written without embeddings and query texts, as chromadb's collection does.
+    ef: Option<Arc<dyn EmbeddingFunction>>,
 }
 
 impl Collection {
@@ -143,6 +147,28 @@ impl Collection {
 
     pub(crate) fn backend(&self) -> &dyn VectorBackend {
         self.client.backend.as_ref()
+    }
+
+    /// This handle with `ef` attached: writes that give documents but no embeddings embed them,
+    /// and [`Collection::query_texts`] works. Refused (`InvalidArgument`) when the collection's
+    /// configuration records a different known function, as chromadb refuses it.
+    pub fn with_embedding_function(mut self, ef: Arc<dyn EmbeddingFunction>) -> Result<Collection> {
+        chromalite_core::embedding::check_compatible(ef.as_ref(), &self.info.config.embedding_function)?;
+        self.ef = Some(ef);
+        Ok(self)
+    }
+
+    /// The embedding function attached to this handle, if any.
+    #[must_use]
+    pub fn embedding_function(&self) -> Option<&Arc<dyn EmbeddingFunction>> {
+        self.ef.as_ref()
+    }
+
+    /// Nearest-neighbour search for each of `texts`, embedded by the attached embedding function
+    /// (`InvalidArgument` at `run` when there is none); finish with [`QueryBuilder::run`].
+    #[must_use]
+    pub fn query_texts<T: Into<String>>(&self, texts: impl IntoIterator<Item = T>) -> QueryBuilder<'_> {
+        QueryBuilder::with_texts(self, texts.into_iter().map(Into::into).collect())
     }
 
     /// Adds records (existing ids are ignored, as in chromadb).

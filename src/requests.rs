@@ -1,8 +1,10 @@
 //! Request builders: `col.query(q).n_results(10).where_(json!({..})).run()`.
 
+use std::sync::Arc;
+
 use chromalite_core::{
-    wire, CreateCollection, Error, GetRequest, GetResult, Include, QueryRequest, QueryResult, RecordBatch, Result,
-    Selection, Space, Where, WhereDocument,
+    wire, CreateCollection, EmbeddingFunction, Error, GetRequest, GetResult, Include, QueryRequest, QueryResult,
+    RecordBatch, Result, Selection, Space, Where, WhereDocument,
 };
 use serde_json::Value;
 
@@ -58,11 +60,12 @@ pub struct CreateBuilder<'a> {
     client: &'a Client,
     req: CreateCollection,
     metadata: Option<Value>,
+    ef: Option<Arc<dyn EmbeddingFunction>>,
 }
 
 impl<'a> CreateBuilder<'a> {
     pub(crate) fn new(client: &'a Client, name: &str) -> Self {
-        CreateBuilder { client, req: CreateCollection { name: name.into(), ..Default::default() }, metadata: None }
+        CreateBuilder { client, req: CreateCollection { name: name.into(), ..Default::default() }, metadata: None, ef: None }
     }
 
     /// Collection metadata (a JSON object).
@@ -95,11 +98,28 @@ impl<'a> CreateBuilder<'a> {
         self
     }
 
+    /// The collection's embedding function: recorded in its configuration as chromadb records it
+    /// (so Python opens the collection with the same model) and attached to the returned handle.
+    #[must_use]
+    pub fn embedding_function(mut self, ef: Arc<dyn EmbeddingFunction>) -> Self {
+        self.ef = Some(ef);
+        self
+    }
+
     /// Creates the collection.
     pub fn run(mut self) -> Result<Collection> {
         self.req.metadata = self.metadata.as_ref().map(wire::collection_metadata).transpose()?;
+        if let Some(ef) = &self.ef {
+            let mut cfg = self.req.configuration.take().unwrap_or_else(|| serde_json::json!({}));
+            cfg["embedding_function"] = ef.configuration_json();
+            self.req.configuration = Some(cfg);
+        }
         let info = self.client.backend().create_collection(self.client.database(), &self.req)?;
-        Ok(self.client.handle(info))
+        let col = self.client.handle(info);
+        match self.ef {
+            Some(ef) => col.with_embedding_function(ef),
+            None => Ok(col),
+        }
     }
 }
 
@@ -145,10 +165,14 @@ impl<'a> WriteBuilder<'a> {
         self
     }
 
-    /// Performs the write.
+    /// Performs the write. Without embeddings, the documents are embedded by the collection's
+    /// embedding function (if it has one; the backend refuses the write otherwise, as chromadb).
     pub fn run(mut self) -> Result<()> {
         if let Some(m) = self.metadatas.take() {
             self.batch.metadatas = Some(wire::metadatas(&Value::Array(m))?);
+        }
+        if let (None, Some(docs), Some(ef)) = (&self.batch.embeddings, &self.batch.documents, self.col.embedding_function()) {
+            self.batch.embeddings = Some(embed_documents(ef.as_ref(), docs)?);
         }
         let (b, info) = (self.col.backend(), self.col.info());
         match self.kind {
@@ -157,6 +181,15 @@ impl<'a> WriteBuilder<'a> {
             WriteKind::Update => b.update(info, &self.batch),
         }
     }
+}
+
+/// Embeds a document column; every record needs a document then, as in chromadb.
+pub(crate) fn embed_documents(ef: &dyn EmbeddingFunction, docs: &[Option<String>]) -> Result<Vec<Vec<f32>>> {
+    let texts = docs
+        .iter()
+        .map(|d| d.as_deref().ok_or_else(|| Error::invalid("every record needs a document (or an embedding) to be embedded")))
+        .collect::<Result<Vec<&str>>>()?;
+    Ok(ef.embed(&texts)?)
 }
 
 /// Builds a `get` call.
@@ -237,11 +270,16 @@ pub struct QueryBuilder<'a> {
     req: QueryRequest,
     where_: Option<Filter>,
     where_document: Option<Filter>,
+    texts: Option<Vec<String>>,
 }
 
 impl<'a> QueryBuilder<'a> {
     pub(crate) fn new(col: &'a Collection, embeddings: Vec<Vec<f32>>) -> Self {
-        QueryBuilder { col, req: QueryRequest { embeddings, ..Default::default() }, where_: None, where_document: None }
+        QueryBuilder { col, req: QueryRequest { embeddings, ..Default::default() }, where_: None, where_document: None, texts: None }
+    }
+
+    pub(crate) fn with_texts(col: &'a Collection, texts: Vec<String>) -> Self {
+        QueryBuilder { texts: Some(texts), ..QueryBuilder::new(col, Vec::new()) }
     }
 
     /// Neighbours per query (default 10).
@@ -285,6 +323,12 @@ impl<'a> QueryBuilder<'a> {
             return Err(Error::invalid("Number of requested results 0, cannot be negative, or zero."));
         }
         self.req.selection = selection(self.req.selection.ids.take(), self.where_, self.where_document)?;
+        if let Some(texts) = &self.texts {
+            let ef = self.col.embedding_function().ok_or_else(|| {
+                Error::invalid("query texts need an embedding function: attach one with Collection::with_embedding_function")
+            })?;
+            self.req.embeddings = ef.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
+        }
         self.col.backend().query(self.col.info(), &self.req)
     }
 }

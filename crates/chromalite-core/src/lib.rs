@@ -26,6 +26,7 @@
 pub mod backend;
 pub mod collection;
 pub mod distance;
+pub mod embedding;
 pub mod error;
 pub mod filter;
 mod filter_eval;
@@ -39,6 +40,7 @@ pub use collection::{
     CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, HnswConfig, ModifyCollection, Space,
     Tenant, DEFAULT_DATABASE, DEFAULT_TENANT, new_uuid,
 };
+pub use embedding::{EmbeddingError, EmbeddingFunction};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::{Where, WhereDocument};
 pub use filter_eval::scalar_eq;
