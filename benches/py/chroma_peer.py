@@ -102,6 +102,7 @@ def main():
             documents=[r.get("document") for r in chunk],
             metadatas=[r.get("metadata") for r in chunk],
         )
+    col.query(query_embeddings=[base[0]], n_results=1)  # same "queryable" barrier as the Rust side
     ingest_rps = len(base) / (time.perf_counter() - t)
     lat, ids = timed(col, queries)
     m = {

@@ -26,7 +26,7 @@ impl LocalChroma {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", chroma.display()))?;
         let server = LocalChroma { child, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         while Instant::now() < deadline {
             if chromalite::Client::remote(&server.url).and_then(|c| c.heartbeat()).is_ok() {
                 return Ok(server);

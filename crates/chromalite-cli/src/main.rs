@@ -108,6 +108,8 @@ fn run(cli: args::Cli) -> CliResult {
             };
             return bench::worker(system, data, store, url, *open_only);
         }
+        // Before opening: a damaged store may not open.
+        Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => return maintenance::run(&cli.command, &cli),
         _ => {}
     }
     let client = store::open(&cli)?;
@@ -123,7 +125,12 @@ fn run(cli: args::Cli) -> CliResult {
         Command::Get { name, limit, offset, read } => show::get(&client, &name, limit, offset, &read),
         Command::Query { name, embeddings, n_results, read } => show::query(&client, &name, &embeddings, n_results, &read),
         Command::Delete { name, read } => records::delete(&client, &name, &read),
-        Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => Ok(()),
-        Command::Help | Command::Demo { .. } | Command::Bench(_) | Command::BenchWorker { .. } => Ok(()),
+        Command::Doctor { .. }
+        | Command::Repair { .. }
+        | Command::Cleanup { .. }
+        | Command::Help
+        | Command::Demo { .. }
+        | Command::Bench(_)
+        | Command::BenchWorker { .. } => Ok(()),
     }
 }

@@ -99,8 +99,10 @@ fn our_results(
         .collect()
 }
 
-/// Unfiltered answers must be the same neighbours with the same distances;
-/// a swap of two neighbours is accepted only where their distances tie.
+/// Unfiltered answers must be the same neighbours with the same distances, except where
+/// Chroma's graph search missed a neighbour: these collections are small enough that we scan
+/// them exactly, so at every rank ours must be at least as close, and at least 98% of ranks
+/// must hold the identical id.
 fn assert_same(what: &str, ours: &[(Vec<String>, Vec<f32>)], theirs: &[(Vec<String>, Vec<f32>)]) {
     assert_eq!(ours.len(), theirs.len(), "{what}: number of queries");
     let mut same_rank = 0;
@@ -110,8 +112,8 @@ fn assert_same(what: &str, ours: &[(Vec<String>, Vec<f32>)], theirs: &[(Vec<Stri
         for r in 0..oi.len() {
             total += 1;
             assert!(
-                (od[r] - td[r]).abs() <= TOL,
-                "{what} q{qi} rank {r}: distance ours {} ({}) vs chroma {} ({})",
+                od[r] <= td[r] + TOL,
+                "{what} q{qi} rank {r}: distance ours {} ({}) farther than chroma {} ({})",
                 od[r],
                 oi[r],
                 td[r],
@@ -122,7 +124,7 @@ fn assert_same(what: &str, ours: &[(Vec<String>, Vec<f32>)], theirs: &[(Vec<Stri
             }
         }
     }
-    println!("{what}: {same_rank}/{total} ranks with identical ids, all distances within {TOL}");
+    println!("{what}: {same_rank}/{total} ranks with identical ids, none farther than chroma's");
     assert!(same_rank * 100 >= total * 98, "{what}: only {same_rank}/{total} identical ids");
 }
 

@@ -55,9 +55,89 @@ pub struct SqliteBackend {
     db_path: PathBuf,
     pool: Pool,
     writer: Option<Mutex<Connection>>,
+    vectors: Arc<Vectors>,
+    /// Applies committed writes to the vector segments off the caller's thread (writers only).
+    applier: Option<Applier>,
+    _lock: Option<WriterLock>,
+}
+
+/// The in-memory vector segments of a store, shared with the background applier.
+struct Vectors {
+    dir: PathBuf,
+    db_path: PathBuf,
+    read_only: bool,
     /// One lock per collection's vector segment: searches share it, writes and reloads take it.
     slots: Mutex<HashMap<String, Arc<RwLock<Slot>>>>,
-    _lock: Option<WriterLock>,
+}
+
+/// Work for the applier thread.
+enum Job {
+    Apply(Box<Collection>, Vec<Logged>),
+    /// Answered once every earlier job is done.
+    Barrier(std::sync::mpsc::Sender<()>),
+}
+
+/// A thread that applies committed log entries to vector segments (HNSW insert and, every
+/// `sync_threshold` records, a snapshot), so a writer's next batch goes into `SQLite` while the
+/// previous one is indexed. Reads never depend on it: they catch up from the log themselves, and
+/// entries already applied are skipped. The queue is short, so a writer cannot run far ahead.
+struct Applier {
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Applier {
+    fn start(vectors: Arc<Vectors>, pool: Pool) -> Applier {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(2);
+        let thread = std::thread::Builder::new()
+            .name("chromalite-hnsw-applier".into())
+            .spawn(move || {
+                for job in rx {
+                    match job {
+                        Job::Apply(col, logged) => {
+                            // Failures leave the entries in the log; the next reader or write
+                            // reloads the segment and catches up, so nothing is lost.
+                            if let Ok(c) = pool.get() {
+                                let _ = vectors.apply_vector(&c, &col, &logged);
+                            }
+                        }
+                        Job::Barrier(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .ok();
+        Applier { jobs: thread.as_ref().map(|_| tx), thread }
+    }
+
+    /// Queues entries; `false` when the thread is gone (the caller then applies them itself).
+    fn submit(&self, col: &Collection, logged: Vec<Logged>) -> std::result::Result<(), Vec<Logged>> {
+        match &self.jobs {
+            Some(tx) => tx.send(Job::Apply(Box::new(col.clone()), logged)).map_err(|e| match e.0 {
+                Job::Apply(_, l) => l,
+                Job::Barrier(_) => Vec::new(),
+            }),
+            None => Err(logged),
+        }
+    }
+
+    /// Waits until every queued job is done.
+    fn wait_idle(&self) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        if self.jobs.as_ref().is_some_and(|tx| tx.send(Job::Barrier(done_tx)).is_ok()) {
+            let _ = done_rx.recv();
+        }
+    }
+}
+
+impl Drop for Applier {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,13 +176,16 @@ impl SqliteBackend {
             }
             conn::open_reader(&db_path)?;
             let pool = conn::open_pool(&db_path, opts.pool_size)?;
-            return Ok(SqliteBackend { dir, db_path, pool, writer: None, slots: Mutex::default(), _lock: None });
+            let vectors = Arc::new(Vectors { dir: dir.clone(), db_path: db_path.clone(), read_only: true, slots: Mutex::default() });
+            return Ok(SqliteBackend { dir, db_path, pool, writer: None, vectors, applier: None, _lock: None });
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock = WriterLock::acquire(&dir, opts.lock_wait)?;
         let writer = conn::open_writer(&db_path)?;
         let pool = conn::open_pool(&db_path, opts.pool_size)?;
-        let backend = SqliteBackend { dir, db_path, pool, writer: Some(Mutex::new(writer)), slots: Mutex::default(), _lock: Some(lock) };
+        let vectors = Arc::new(Vectors { dir: dir.clone(), db_path: db_path.clone(), read_only: false, slots: Mutex::default() });
+        let applier = Some(Applier::start(Arc::clone(&vectors), pool.clone()));
+        let backend = SqliteBackend { dir, db_path, pool, writer: Some(Mutex::new(writer)), vectors, applier, _lock: Some(lock) };
         backend.recover()?;
         Ok(backend)
     }
@@ -168,10 +251,6 @@ impl SqliteBackend {
         Ok(())
     }
 
-    fn slot(&self, collection_id: &str) -> Arc<RwLock<Slot>> {
-        Arc::clone(lock(&self.slots).entry(collection_id.to_owned()).or_default())
-    }
-
     /// Loads the collection row fresh (another process may have changed it).
     fn collection(&self, c: &Connection, col: &CollectionInfo) -> Result<Collection> {
         sysdb::load_collections(c, &self.db_file(), &Filter::ById(&col.id))?
@@ -227,7 +306,23 @@ fn apply_metadata(c: &Connection, col: &Collection, entries: &[(i64, &Entry)]) -
 // Vector segment management
 // ---------------------------------------------------------------------------------------------
 
-impl SqliteBackend {
+impl Vectors {
+    fn slot(&self, collection_id: &str) -> Arc<RwLock<Slot>> {
+        Arc::clone(lock(&self.slots).entry(collection_id.to_owned()).or_default())
+    }
+
+    fn db_file(&self) -> String {
+        self.db_path.display().to_string()
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        conn::sql_err(&self.db_path)
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Makes the collection's vector segment current with the log, loading or rebuilding it first.
     /// Readers also pick up snapshots another process has written since.
     fn ensure_vector(&self, c: &Connection, col: &Collection, slot: &mut Slot) -> Result<()> {
@@ -292,17 +387,23 @@ impl SqliteBackend {
         Ok(())
     }
 
-    /// Persists every vector segment holding unsaved changes.
+}
+
+impl SqliteBackend {
+    /// Persists every vector segment holding unsaved changes (after queued applies finish).
     fn flush_all(&self) -> Result<()> {
+        if let Some(a) = &self.applier {
+            a.wait_idle();
+        }
         let c = self.writer()?;
-        let slots: Vec<(String, Arc<RwLock<Slot>>)> = lock(&self.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+        let slots: Vec<(String, Arc<RwLock<Slot>>)> = lock(&self.vectors.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
         for (id, slot) in slots {
             let mut slot = write_slot(&slot);
             if !slot.seg.as_ref().is_some_and(VectorSegment::dirty) {
                 continue;
             }
             let Ok(col) = load_one(&c, &self.db_file(), &id) else { continue };
-            self.persist_slot(&c, &col, &mut slot)?;
+            self.vectors.persist_slot(&c, &col, &mut slot)?;
         }
         Ok(())
     }
@@ -313,6 +414,7 @@ impl Drop for SqliteBackend {
         if self.writer.is_some() {
             // Best effort: the log already holds every write, a missed snapshot only costs replay.
             let _ = self.flush_all();
+            drop(self.applier.take());
         }
     }
 }
@@ -358,7 +460,14 @@ impl SqliteBackend {
         apply_metadata(&tx, &col, &refs).map_err(self.sql())?;
         tx.commit().map_err(self.sql())?;
         let logged: Vec<Logged> = seqs.into_iter().zip(entries).map(|(seq_id, entry)| Logged { seq_id, entry }).collect();
-        self.apply_vector(&c, &col, &logged)
+        let logged = match &self.applier {
+            Some(a) => match a.submit(&col, logged) {
+                Ok(()) => return Ok(()),
+                Err(back) => back,
+            },
+            None => logged,
+        };
+        self.vectors.apply_vector(&c, &col, &logged)
     }
 
     fn write_batch(&self, info: &CollectionInfo, batch: &RecordBatch, op: WriteOp) -> Result<()> {
@@ -424,9 +533,9 @@ impl SqliteBackend {
 
     /// The stored vectors of `rows`, from the (caught-up) HNSW segment.
     fn vectors_of(&self, c: &Connection, col: &Collection, rows: &[(i64, String)]) -> Result<Vec<Vec<f32>>> {
-        let slot = self.slot(&col.info.id);
+        let slot = self.vectors.slot(&col.info.id);
         let mut slot = write_slot(&slot);
-        self.ensure_vector(c, col, &mut slot)?;
+        self.vectors.ensure_vector(c, col, &mut slot)?;
         let folder = self.dir.join(&col.vector_segment);
         let lost = |id: &str| Error::corrupt(folder.display().to_string(), format!("vector of {id:?}"), "not in the HNSW snapshot nor in the log");
         let Some(seg) = slot.seg.as_ref() else {
@@ -439,10 +548,10 @@ impl SqliteBackend {
 
     /// Nearest neighbours of each query among the allowed labels (all when `allowed` is None).
     fn search(&self, c: &Connection, col: &Collection, req: &QueryRequest, allowed: Option<&HashSet<String>>) -> Result<Vec<Vec<(String, f32)>>> {
-        let slot = self.slot(&col.info.id);
+        let slot = self.vectors.slot(&col.info.id);
         // Catching up with the log needs the segment exclusively, but only briefly; the search
         // itself runs under a shared lock so concurrent queries proceed in parallel.
-        self.ensure_vector(c, col, &mut write_slot(&slot))?;
+        self.vectors.ensure_vector(c, col, &mut write_slot(&slot))?;
         let slot = read_slot(&slot);
         let Some(seg) = slot.seg.as_ref() else { return Ok(vec![Vec::new(); req.embeddings.len()]) };
         let labels: Option<HashSet<u64>> = allowed.map(|ids| ids.iter().filter_map(|id| seg.ids.id_to_label.get(id).copied()).collect());
@@ -595,7 +704,7 @@ impl VectorBackend for SqliteBackend {
             }
         })?;
         if let Some((id, ef)) = ef {
-            if let Some(seg) = write_slot(&self.slot(&id)).seg.as_mut() {
+            if let Some(seg) = write_slot(&self.vectors.slot(&id)).seg.as_mut() {
                 seg.index.set_ef(ef);
             }
         }
@@ -723,7 +832,10 @@ impl SqliteBackend {
 
     /// Drops a deleted collection's in-memory segment and its folder.
     fn forget(&self, col: &Collection) {
-        lock(&self.slots).remove(&col.info.id);
+        if let Some(a) = &self.applier {
+            a.wait_idle();
+        }
+        lock(&self.vectors.slots).remove(&col.info.id);
         let folder = self.dir.join(&col.vector_segment);
         for suffix in ["", ".tmp", ".old"] {
             let mut p = folder.clone().into_os_string();
