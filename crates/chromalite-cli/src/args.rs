@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
+use crate::embed::EmbedOpts;
+
 /// Which store to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -50,12 +52,13 @@ pub struct BenchOpts {
 #[derive(Debug)]
 pub enum Command {
     Collections { json: bool },
-    Create { name: String, space: Option<String>, metadata: Option<String> },
-    Import { name: String, file: PathBuf, batch_size: usize, space: Option<String> },
+    Create { name: String, space: Option<String>, metadata: Option<String>, embed: EmbedOpts },
+    Import { name: String, file: PathBuf, batch_size: usize, space: Option<String>, embed: EmbedOpts },
     Export { name: String, file: Option<PathBuf> },
     Count { name: String },
     Get { name: String, limit: Option<usize>, offset: Option<usize>, read: ReadOpts },
-    Query { name: String, embeddings: PathBuf, n_results: usize, read: ReadOpts },
+    /// `embeddings` or `embed.texts` (`--text`), not both.
+    Query { name: String, embeddings: Option<PathBuf>, n_results: usize, read: ReadOpts, embed: EmbedOpts },
     Delete { name: String, read: ReadOpts },
     Doctor { json: bool },
     Repair { yes: bool },
@@ -71,13 +74,17 @@ usage: chromalite [--path DIR | --url URL [--token T] | --memory] [--tenant T] [
 
 commands:
   collections [--json]                         list collections
-  create NAME [--space l2|ip|cosine] [--metadata JSON]
-  import NAME --file records.jsonl [--batch-size N] [--space S]
-                                               one {\"id\",\"embedding\",\"document\"?,\"metadata\"?} per line
+  create NAME [--space l2|ip|cosine] [--metadata JSON] [--embedding-function default|none]
+  import NAME --file records.jsonl [--batch-size N] [--space S] [--embedding-function F] [--model-dir DIR]
+                                               one {\"id\",\"embedding\",\"document\"?,\"metadata\"?} per line;
+                                               \"embedding\" may be left out when the collection has an
+                                               embedding function (the document is embedded)
   export NAME [--file out.jsonl]               all records as JSONL (stdout by default)
   count NAME                                   number of records
   get NAME [--ids a,b] [--where JSON] [--where-document JSON] [--limit N] [--offset N] [--include LIST] [--json]
   query NAME --embeddings FILE.json [--n-results K] [--where JSON] [--where-document JSON] [--include LIST] [--json]
+  query NAME --text \"...\" [--text ...] [--model-dir DIR] [--embedding-function default] [other query options]
+                                               texts embedded by the collection's embedding function
   delete NAME [--ids a,b] [--where JSON] [--where-document JSON]
   doctor [--json]                              check a store; exit 2 when damaged
   repair [--yes]                               back up, then rebuild damaged parts
@@ -86,6 +93,9 @@ commands:
   bench [--data DIR] [--limit N] [--scale N] [--queries N] [--systems persistent,memory,remote,chroma]
         [--python PATH] [--work-dir DIR] [--json FILE] [--svg FILE]
                                                the same workload on every system, with ratios
+
+embedding function \"default\" = all-MiniLM-L6-v2 (as chromadb's); model files from --model-dir,
+CHROMALITE_MODEL_DIR or the Hugging Face cache
 
 exit codes: 0 ok, 1 user error, 2 store damaged, 3 store unavailable or locked";
 
@@ -158,6 +168,7 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
     let (mut json, mut yes, mut file, mut space, mut metadata, mut emb) = (false, false, None, None, None, None);
     let (mut limit, mut offset, mut n_results, mut batch_size, mut dir) = (None, None, 10, 1000, None);
     let mut bench = BenchOpts::default();
+    let mut embed = EmbedOpts::default();
     let (mut system, mut store, mut open_only) = (String::new(), PathBuf::new(), false);
     let needs_name = matches!(cmd, "create" | "import" | "export" | "count" | "get" | "query" | "delete");
     let coll = if needs_name { Some(name(p, cmd)?) } else { None };
@@ -177,6 +188,9 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
             "space" => space = Some(value(p)?),
             "metadata" => metadata = Some(value(p)?),
             "embeddings" => emb = Some(PathBuf::from(value(p)?)),
+            "text" => embed.texts.push(value(p)?),
+            "embedding-function" => embed.function = Some(value(p)?),
+            "model-dir" => embed.model_dir = Some(PathBuf::from(value(p)?)),
             "limit" => limit = Some(number(p, "--limit")?),
             "offset" => offset = Some(number(p, "--offset")?),
             "n-results" => n_results = number(p, "--n-results")?,
@@ -202,12 +216,17 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
     let name = coll.unwrap_or_default();
     Ok(match cmd {
         "collections" => Command::Collections { json: json || read.json },
-        "create" => Command::Create { name, space, metadata },
-        "import" => Command::Import { name, file: file.ok_or("import needs --file FILE")?, batch_size, space },
+        "create" => Command::Create { name, space, metadata, embed },
+        "import" => Command::Import { name, file: file.ok_or("import needs --file FILE")?, batch_size, space, embed },
         "export" => Command::Export { name, file },
         "count" => Command::Count { name },
         "get" => Command::Get { name, limit, offset, read },
-        "query" => Command::Query { name, embeddings: emb.ok_or("query needs --embeddings FILE.json")?, n_results, read },
+        "query" => {
+            if emb.is_some() != embed.texts.is_empty() {
+                return Err("query needs --embeddings FILE.json or --text \"...\" (one of them)".into());
+            }
+            Command::Query { name, embeddings: emb, n_results, read, embed }
+        }
         "delete" => Command::Delete { name, read },
         "doctor" => Command::Doctor { json: json || read.json },
         "repair" => Command::Repair { yes },

@@ -12,6 +12,7 @@ macro_rules! outln {
 mod args;
 mod bench;
 mod demo;
+mod embed;
 mod maintenance;
 mod records;
 mod show;
@@ -115,15 +116,21 @@ fn run(cli: args::Cli) -> CliResult {
     let client = store::open(&cli)?;
     match cli.command {
         Command::Collections { json } => show::collections(&client, json),
-        Command::Create { name, space, metadata } => records::create(&client, &name, space.as_deref(), metadata.as_deref()),
-        Command::Import { name, file, batch_size, space } => records::import(&client, &name, &file, batch_size, space.as_deref()),
+        Command::Create { name, space, metadata, embed } => {
+            records::create(&client, &name, space.as_deref(), metadata.as_deref(), &embed)
+        }
+        Command::Import { name, file, batch_size, space, embed } => {
+            records::import(&client, &name, &file, batch_size, space.as_deref(), &embed)
+        }
         Command::Export { name, file } => records::export(&client, &name, file.as_deref()),
         Command::Count { name } => {
             outln!("{}", client.get_collection(&name)?.count()?);
             Ok(())
         }
         Command::Get { name, limit, offset, read } => show::get(&client, &name, limit, offset, &read),
-        Command::Query { name, embeddings, n_results, read } => show::query(&client, &name, &embeddings, n_results, &read),
+        Command::Query { name, embeddings, n_results, read, embed } => {
+            show::query(&client, &name, embeddings.as_deref(), n_results, &read, &embed)
+        }
         Command::Delete { name, read } => records::delete(&client, &name, &read),
         Command::Doctor { .. }
         | Command::Repair { .. }

@@ -9,19 +9,28 @@ use chromalite::{Client, Collection};
 use serde_json::{json, Value};
 
 use crate::args::ReadOpts;
+use crate::embed::{EmbedOpts, Lazy};
 use crate::{CliError, CliResult};
 
-fn space_config(space: Option<&str>) -> CliResult<Option<Value>> {
-    space
+/// The configuration for `--space` and `--embedding-function`, if either was given.
+fn collection_config(space: Option<&str>, embed: &EmbedOpts) -> CliResult<Option<Value>> {
+    let mut cfg = space
         .map(|s| chromalite::Space::parse(s).map(|sp| json!({"hnsw": {"space": sp.as_str()}})))
         .transpose()
-        .map_err(CliError::from)
+        .map_err(CliError::from)?;
+    if let Some(f) = &embed.function {
+        let entry = crate::embed::function_entry(f)?;
+        if !entry.is_null() {
+            cfg.get_or_insert_with(|| json!({}))["embedding_function"] = entry;
+        }
+    }
+    Ok(cfg)
 }
 
-/// `create NAME [--space S] [--metadata JSON]`.
-pub fn create(client: &Client, name: &str, space: Option<&str>, metadata: Option<&str>) -> CliResult {
+/// `create NAME [--space S] [--metadata JSON] [--embedding-function F]`.
+pub fn create(client: &Client, name: &str, space: Option<&str>, metadata: Option<&str>, embed: &EmbedOpts) -> CliResult {
     let mut b = client.create_collection(name);
-    if let Some(cfg) = space_config(space)? {
+    if let Some(cfg) = collection_config(space, embed)? {
         b = b.configuration(cfg);
     }
     if let Some(m) = metadata {
@@ -52,33 +61,52 @@ impl Progress {
     }
 }
 
-/// One parsed line of an import file: id, embedding, document, metadata.
-type ImportLine = (String, Vec<f32>, Option<String>, Option<Value>);
+/// One parsed line of an import file: id, embedding (`None`: embed the document), document, metadata.
+type ImportLine = (String, Option<Vec<f32>>, Option<String>, Option<Value>);
 
-fn parse_line(line: &str, lineno: usize) -> CliResult<ImportLine> {
+/// `can_embed`: `Ok` when the collection's embedding function can embed documents here, else why not.
+fn parse_line(line: &str, lineno: usize, can_embed: &Result<(), String>) -> CliResult<ImportLine> {
     let bad = |msg: String| CliError::Usage(format!("line {lineno}: {msg}"));
     let v: Value = serde_json::from_str(line).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let id = v["id"].as_str().ok_or_else(|| bad("missing string \"id\"".into()))?.to_owned();
-    let emb = wire::embedding(v.get("embedding").unwrap_or(&Value::Null)).map_err(|e| bad(e.to_string()))?;
+    let emb = match v.get("embedding") {
+        None | Some(Value::Null) => None,
+        Some(e) => Some(wire::embedding(e).map_err(|e| bad(e.to_string()))?),
+    };
     let doc = match v.get("document") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => return Err(bad(format!("\"document\" must be a string, got {other}"))),
     };
+    if emb.is_none() {
+        if doc.is_none() {
+            return Err(bad("no \"embedding\" and no \"document\" to embed".into()));
+        }
+        can_embed.clone().map_err(|why| bad(format!("no \"embedding\": {why}")))?;
+    }
     let meta = v.get("metadata").filter(|m| !m.is_null()).cloned();
     Ok((id, emb, doc, meta))
 }
 
 /// `import NAME --file F`: upserts records in batches; each `committed N` line is printed only
-/// after the batch is durable.
-pub fn import(client: &Client, name: &str, file: &Path, batch_size: usize, space: Option<&str>) -> CliResult {
+/// after the batch is durable. Records without an embedding have their document embedded, when
+/// the collection has an embedding function; the model is loaded only if such a record comes.
+pub fn import(client: &Client, name: &str, file: &Path, batch_size: usize, space: Option<&str>, embed: &EmbedOpts) -> CliResult {
     let f = std::fs::File::open(file).map_err(|e| CliError::Usage(format!("cannot open {}: {e}", file.display())))?;
     let total_bytes = f.metadata().map_or(0, |m| m.len());
     let mut b = client.create_collection(name).get_or_create();
-    if let Some(cfg) = space_config(space)? {
+    if let Some(cfg) = collection_config(space, embed)? {
         b = b.configuration(cfg);
     }
     let col = b.run()?;
+    let can_embed = match crate::embed::applies(&col, embed) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "collection {name} has no embedding function; give embeddings, or create it with --embedding-function default"
+        )),
+        Err(e) => Err(e.message()),
+    };
+    let mut embedder = Lazy::new(embed);
     let progress = Progress { tty: std::io::stderr().is_terminal(), started: Instant::now(), total_bytes };
     let (mut committed, mut bytes_read) = (0usize, 0u64);
     let mut pending: Vec<ImportLine> = Vec::with_capacity(batch_size);
@@ -88,14 +116,14 @@ pub fn import(client: &Client, name: &str, file: &Path, batch_size: usize, space
         if line.trim().is_empty() {
             continue;
         }
-        pending.push(parse_line(&line, i + 1)?);
+        pending.push(parse_line(&line, i + 1, &can_embed)?);
         if pending.len() >= batch_size {
-            committed += write_batch(&col, &mut pending)?;
+            committed += write_batch(&col, &mut pending, &mut embedder)?;
             progress.report(committed, bytes_read);
         }
     }
     if !pending.is_empty() {
-        committed += write_batch(&col, &mut pending)?;
+        committed += write_batch(&col, &mut pending, &mut embedder)?;
         progress.report(committed, bytes_read);
     }
     if progress.tty {
@@ -105,13 +133,22 @@ pub fn import(client: &Client, name: &str, file: &Path, batch_size: usize, space
     Ok(())
 }
 
-fn write_batch(col: &Collection, pending: &mut Vec<ImportLine>) -> CliResult<usize> {
+fn write_batch(col: &Collection, pending: &mut Vec<ImportLine>, embedder: &mut Lazy<'_>) -> CliResult<usize> {
     let n = pending.len();
+    // Only records without an embedding go through the model.
+    let missing: Vec<usize> = (0..n).filter(|&i| pending[i].1.is_none()).collect();
+    if !missing.is_empty() {
+        let texts: Vec<&str> = missing.iter().map(|&i| pending[i].2.as_deref().unwrap_or_default()).collect();
+        let vectors = embedder.embed(&texts)?;
+        for (i, v) in missing.into_iter().zip(vectors) {
+            pending[i].1 = Some(v);
+        }
+    }
     let mut batch = RecordBatch::default();
     let (mut embs, mut docs, mut metas) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for (id, e, d, m) in pending.drain(..) {
         batch.ids.push(id);
-        embs.push(e);
+        embs.push(e.unwrap_or_default());
         docs.push(d);
         metas.push(m.map(|m| wire::strict_metadata(&m).map(|m| m.into_iter().map(|(k, v)| (k, Some(v))).collect())).transpose()?);
     }

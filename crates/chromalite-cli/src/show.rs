@@ -7,6 +7,7 @@ use chromalite::{Client, GetResult, QueryResult};
 use serde_json::{json, Value};
 
 use crate::args::ReadOpts;
+use crate::embed::{EmbedOpts, Lazy};
 use crate::{CliError, CliResult};
 
 fn parse_json(what: &str, text: &str) -> CliResult<Value> {
@@ -75,18 +76,30 @@ pub fn get(client: &Client, name: &str, limit: Option<usize>, offset: Option<usi
 }
 
 /// `query NAME --embeddings FILE ...`.
-pub fn query(client: &Client, name: &str, file: &Path, n_results: usize, read: &ReadOpts) -> CliResult {
-    let text = std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-    let mut embeddings = parse_json("--embeddings file", &text)?;
-    // A single vector is accepted as a one-query batch.
-    if embeddings.as_array().and_then(|a| a.first()).is_some_and(Value::is_number) {
-        embeddings = json!([embeddings]);
-    }
+pub fn query(client: &Client, name: &str, file: Option<&Path>, n_results: usize, read: &ReadOpts, embed: &EmbedOpts) -> CliResult {
+    let col = client.get_collection(name)?;
+    let embeddings = if let Some(file) = file {
+        let text = std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+        let embeddings = parse_json("--embeddings file", &text)?;
+        // A single vector is accepted as a one-query batch.
+        if embeddings.as_array().and_then(|a| a.first()).is_some_and(Value::is_number) {
+            json!([embeddings])
+        } else {
+            embeddings
+        }
+    } else {
+        if !crate::embed::applies(&col, embed)? {
+            return Err(CliError::Usage(format!(
+                "collection {name} has no embedding function to embed --text with; use --embeddings, or --embedding-function default if its vectors are all-MiniLM-L6-v2's"
+            )));
+        }
+        let texts: Vec<&str> = embed.texts.iter().map(String::as_str).collect();
+        json!(Lazy::new(embed).embed(&texts)?)
+    };
     let mut obj = request_object(read)?;
     obj["query_embeddings"] = embeddings;
     obj["n_results"] = json!(n_results);
     let req = wire::query_request(&obj)?;
-    let col = client.get_collection(name)?;
     let result = col.query_request(&req)?;
     if read.json {
         outln!("{}", result.to_json());

@@ -53,6 +53,15 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// CPU seconds this process has used (user + system), from `/proc/self/stat` (ticks of 1/100 s):
+/// unlike wall time it does not depend on what else runs on the machine.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (mut file, mut n, mut batch, mut threads) = (None, 2000usize, 32usize, None);
@@ -93,9 +102,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     // One untimed batch warms caches and the allocator.
     model.embed(&refs[..batch.min(refs.len())])?;
-    let t0 = Instant::now();
+    let (t0, cpu0) = (Instant::now(), cpu_seconds());
     let out = model.embed(&refs)?;
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     assert_eq!(out.len(), refs.len());
     println!(
         "model {} loaded in {:.2}s (peak RSS {:.0} MiB)",
@@ -111,6 +121,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokens as f64 / secs,
         secs
     );
+    if let Some(cpu) = cpu {
+        println!("{:.1} sentences per CPU-second ({cpu:.2} CPU-s; wall/CPU shows contention)", refs.len() as f64 / cpu);
+    }
     println!("peak RSS {:.0} MiB", peak_rss_mib().unwrap_or(f64::NAN));
     Ok(())
 }
