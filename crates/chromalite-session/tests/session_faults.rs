@@ -317,7 +317,11 @@ fn many_threads_share_one_manager_within_pool_limits() {
     // Connects beyond 3 are fail-fast probes made while no connection was open, dropped at once.
     assert!(connects.load(Ordering::SeqCst) >= 1 && manager.pool().open_connections() <= 3);
     assert_eq!(manager.mode(), Mode::Normal);
+    // How many pooled connections r2d2 opened depends on how the threads happened to overlap
+    // (fewer under load), so count what is open rather than assuming the maximum.
+    let open = manager.pool().open_connections();
+    assert!((1..=3).contains(&open), "open pooled connections {open}");
     let cleanup = manager.cleanup_all_connections();
-    assert_eq!(cleanup.connections_closed, 4 + 3);
+    assert_eq!(cleanup.connections_closed, 4 + open as usize);
     assert!(manager.health_check().is_healthy());
 }

@@ -70,6 +70,14 @@ struct Vectors {
     slots: Mutex<HashMap<String, Arc<RwLock<Slot>>>>,
 }
 
+/// While a writer streams batches faster than they are indexed, snapshots are taken every this
+/// many `sync_threshold`s instead of every one. A snapshot rewrites the whole index, so during a
+/// bulk import taking one per `sync_threshold` costs time quadratic in the collection size, and
+/// each is superseded a moment later. The log, not the snapshot, makes writes durable; the bound
+/// only caps how much log a restart (ours or Chroma's) replays. As soon as the writer pauses, the
+/// next applied batch snapshots at the normal threshold, and close/flush always snapshot.
+const BURST_SNAPSHOT_FACTOR: usize = 10;
+
 /// Work for the applier thread.
 enum Job {
     Apply(Box<Collection>, Vec<Logged>),
@@ -82,6 +90,8 @@ enum Job {
 /// previous one is indexed. Reads never depend on it: they catch up from the log themselves, and
 /// entries already applied are skipped. The queue is short, so a writer cannot run far ahead.
 struct Applier {
+    /// Apply jobs submitted and not finished yet.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     jobs: Option<std::sync::mpsc::SyncSender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -89,17 +99,21 @@ struct Applier {
 impl Applier {
     fn start(vectors: Arc<Vectors>, pool: Pool) -> Applier {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(2);
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&queued);
         let thread = std::thread::Builder::new()
             .name("chromalite-hnsw-applier".into())
             .spawn(move || {
                 for job in rx {
                     match job {
                         Job::Apply(col, logged) => {
+                            let backlog = counter.load(std::sync::atomic::Ordering::Acquire) > 1;
                             // Failures leave the entries in the log; the next reader or write
                             // reloads the segment and catches up, so nothing is lost.
                             if let Ok(c) = pool.get() {
-                                let _ = vectors.apply_vector(&c, &col, &logged);
+                                let _ = vectors.apply_vector(&c, &col, &logged, backlog);
                             }
+                            counter.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                         }
                         Job::Barrier(done) => {
                             let _ = done.send(());
@@ -108,18 +122,20 @@ impl Applier {
                 }
             })
             .ok();
-        Applier { jobs: thread.as_ref().map(|_| tx), thread }
+        Applier { jobs: thread.as_ref().map(|_| tx), thread, queued }
     }
 
     /// Queues entries; `false` when the thread is gone (the caller then applies them itself).
     fn submit(&self, col: &Collection, logged: Vec<Logged>) -> std::result::Result<(), Vec<Logged>> {
-        match &self.jobs {
-            Some(tx) => tx.send(Job::Apply(Box::new(col.clone()), logged)).map_err(|e| match e.0 {
+        let Some(tx) = &self.jobs else { return Err(logged) };
+        self.queued.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        tx.send(Job::Apply(Box::new(col.clone()), logged)).map_err(|e| {
+            self.queued.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            match e.0 {
                 Job::Apply(_, l) => l,
                 Job::Barrier(_) => Vec::new(),
-            }),
-            None => Err(logged),
-        }
+            }
+        })
     }
 
     /// Waits until every queued job is done.
@@ -356,8 +372,10 @@ impl Vectors {
         vector::rebuild(c, folder, dim, cfg, &col.info.id, &col.metadata_segment, upto)
     }
 
-    /// Applies freshly committed entries to the vector segment; snapshots every `sync_threshold`.
-    fn apply_vector(&self, c: &Connection, col: &Collection, entries: &[Logged]) -> Result<()> {
+    /// Applies freshly committed entries to the vector segment; snapshots every `sync_threshold`
+    /// records, or, while `backlog` says more writes are already queued, every
+    /// `BURST_SNAPSHOT_FACTOR * sync_threshold` (see there).
+    fn apply_vector(&self, c: &Connection, col: &Collection, entries: &[Logged], backlog: bool) -> Result<()> {
         let slot = self.slot(&col.info.id);
         let mut slot = write_slot(&slot);
         let result = self.ensure_vector(c, col, &mut slot).and_then(|()| match slot.seg.as_mut() {
@@ -369,7 +387,9 @@ impl Vectors {
             slot.seg = None;
             return Err(e);
         }
-        let due = slot.seg.as_ref().is_some_and(|s| s.since_persist >= col.info.config.hnsw.sync_threshold.max(1));
+        let threshold = col.info.config.hnsw.sync_threshold.max(1);
+        let every = if backlog { threshold * BURST_SNAPSHOT_FACTOR } else { threshold };
+        let due = slot.seg.as_ref().is_some_and(|s| s.since_persist >= every);
         if due {
             self.persist_slot(c, col, &mut slot)?;
         }
@@ -467,7 +487,7 @@ impl SqliteBackend {
             },
             None => logged,
         };
-        self.vectors.apply_vector(&c, &col, &logged)
+        self.vectors.apply_vector(&c, &col, &logged, false)
     }
 
     fn write_batch(&self, info: &CollectionInfo, batch: &RecordBatch, op: WriteOp) -> Result<()> {

@@ -88,9 +88,7 @@ pub fn sqlite_error(path: &Path, e: &rusqlite::Error) -> Error {
 /// and a `REGEXP` function with Rust `regex` semantics (`where_document` `$regex`).
 fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
     c.busy_timeout(BUSY_TIMEOUT)?;
-    // A 64 MiB page cache (SQLite's default is 2 MiB) keeps the metadata and full-text indexes of a
-    // large collection in memory during ingest instead of re-reading pages from the OS per insert.
-    c.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA case_sensitive_like = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;")?;
+    c.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA case_sensitive_like = ON; PRAGMA synchronous = FULL;")?;
     c.create_scalar_function("regexp", 2, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
         let re = ctx.get_or_create_aux(0, |v| -> Result<regex::Regex, Box<dyn std::error::Error + Send + Sync>> {
             Ok(regex::Regex::new(v.as_str()?)?)
@@ -126,6 +124,10 @@ pub fn open_writer(db_path: &Path) -> Result<Connection> {
         return Err(Error::Internal(format!("{}: could not switch to WAL (journal_mode = {mode})", db_path.display())));
     }
     migrate(&mut c, db_path)?;
+    // Only the writer gets a larger page cache (32 MiB; SQLite's default is 2 MiB): it keeps the
+    // metadata and full-text indexes of a large collection in memory during ingest. Readers keep
+    // the default so a pool of them does not multiply memory use.
+    c.execute_batch("PRAGMA cache_size = -32768;").map_err(&err)?;
     Ok(c)
 }
 
