@@ -349,7 +349,7 @@ impl Index {
     /// last, and the directory is fsynced. A crash leaves each file either old
     /// or new; a crash between the renames leaves a mix that [`Index::load`]
     /// rejects as `Corrupt` unless the mix is consistent.
-    pub fn save(&mut self, dir: &Path) -> Result<(), HnswError> {
+    pub fn save(&self, dir: &Path) -> Result<(), HnswError> {
         std::fs::create_dir_all(dir).map_err(|e| HnswError::io(dir, e))?;
         let header = self.header();
         let n = self.labels.len();

@@ -256,7 +256,6 @@ fn save_load_round_trip_is_identical() {
         }
         // Saving the loaded index reproduces the same bytes.
         let dir2 = tempfile::tempdir().unwrap();
-        let mut loaded = loaded;
         loaded.save(dir2.path()).unwrap();
         for f in [HEADER_FILE, DATA_LEVEL0_FILE, LENGTH_FILE, LINK_LISTS_FILE] {
             assert_eq!(
@@ -274,7 +273,7 @@ fn save_load_round_trip_is_identical() {
 
 #[test]
 fn empty_index_round_trips() {
-    let mut idx = Index::new(3, Space::L2, Params::default());
+    let idx = Index::new(3, Space::L2, Params::default());
     let dir = tempfile::tempdir().unwrap();
     idx.save(dir.path()).unwrap();
     let mut loaded = Index::load(dir.path(), 3, Space::L2, 10).unwrap();

@@ -376,8 +376,8 @@ impl Vectors {
     /// records, or, while `backlog` says more writes are already queued, every
     /// `BURST_SNAPSHOT_FACTOR * sync_threshold` (see there).
     fn apply_vector(&self, c: &Connection, col: &Collection, entries: &[Logged], backlog: bool) -> Result<()> {
-        let slot = self.slot(&col.info.id);
-        let mut slot = write_slot(&slot);
+        let shared = self.slot(&col.info.id);
+        let mut slot = write_slot(&shared);
         let result = self.ensure_vector(c, col, &mut slot).and_then(|()| match slot.seg.as_mut() {
             Some(seg) => seg.apply(entries),
             None => Ok(()),
@@ -390,8 +390,32 @@ impl Vectors {
         let threshold = col.info.config.hnsw.sync_threshold.max(1);
         let every = if backlog { threshold * BURST_SNAPSHOT_FACTOR } else { threshold };
         let due = slot.seg.as_ref().is_some_and(|s| s.since_persist >= every);
+        drop(slot);
         if due {
-            self.persist_slot(c, col, &mut slot)?;
+            self.snapshot_beside_readers(c, col, &shared)?;
+        }
+        Ok(())
+    }
+
+    /// Takes a snapshot while queries keep running: the files are written under the shared lock
+    /// (writing a 100 MB index takes a while), only the folder swap takes the segment exclusively.
+    fn snapshot_beside_readers(&self, c: &Connection, col: &Collection, shared: &RwLock<Slot>) -> Result<()> {
+        let staged = match read_slot(shared).seg.as_ref() {
+            Some(seg) => seg.stage_snapshot()?,
+            None => return Ok(()),
+        };
+        let mut slot = write_slot(shared);
+        let Some(seg) = slot.seg.as_mut() else { return Ok(()) };
+        seg.commit_snapshot(c, &col.vector_segment, staged)?;
+        let persisted = seg.persisted;
+        self.purge_log(c, col, persisted)
+    }
+
+    /// Purges the log below what both segments hold, if the store purges automatically.
+    fn purge_log(&self, c: &Connection, col: &Collection, vector_position: i64) -> Result<()> {
+        if log::auto_purge(c).map_err(self.sql())? {
+            let mt = meta::max_seq_id(c, &col.metadata_segment).map_err(self.sql())?;
+            log::purge(c, &col.info.id, &col.metadata_segment, mt.min(vector_position)).map_err(self.sql())?;
         }
         Ok(())
     }
@@ -400,11 +424,8 @@ impl Vectors {
     fn persist_slot(&self, c: &Connection, col: &Collection, slot: &mut Slot) -> Result<()> {
         let Some(seg) = slot.seg.as_mut() else { return Ok(()) };
         seg.persist(c, &col.vector_segment)?;
-        if log::auto_purge(c).map_err(self.sql())? {
-            let mt = meta::max_seq_id(c, &col.metadata_segment).map_err(self.sql())?;
-            log::purge(c, &col.info.id, &col.metadata_segment, mt.min(seg.persisted)).map_err(self.sql())?;
-        }
-        Ok(())
+        let persisted = seg.persisted;
+        self.purge_log(c, col, persisted)
     }
 
 }
@@ -569,9 +590,17 @@ impl SqliteBackend {
     /// Nearest neighbours of each query among the allowed labels (all when `allowed` is None).
     fn search(&self, c: &Connection, col: &Collection, req: &QueryRequest, allowed: Option<&HashSet<String>>) -> Result<Vec<Vec<(String, f32)>>> {
         let slot = self.vectors.slot(&col.info.id);
-        // Catching up with the log needs the segment exclusively, but only briefly; the search
-        // itself runs under a shared lock so concurrent queries proceed in parallel.
-        self.vectors.ensure_vector(c, col, &mut write_slot(&slot))?;
+        // Catching up with the log needs the segment exclusively, but only when the log holds
+        // something the segment lacks; otherwise the search runs under the shared lock alone, so
+        // concurrent queries, and a snapshot being written, do not wait for each other.
+        let current = {
+            let shared = read_slot(&slot);
+            !self.is_read_only()
+                && shared.seg.as_ref().is_some_and(|seg| !log::has_after(c, &col.info.id, seg.applied).unwrap_or(true))
+        };
+        if !current {
+            self.vectors.ensure_vector(c, col, &mut write_slot(&slot))?;
+        }
         let slot = read_slot(&slot);
         let Some(seg) = slot.seg.as_ref() else { return Ok(vec![Vec::new(); req.embeddings.len()]) };
         let labels: Option<HashSet<u64>> = allowed.map(|ids| ids.iter().filter_map(|id| seg.ids.id_to_label.get(id).copied()).collect());

@@ -145,6 +145,13 @@ pub fn read_after(c: &Connection, db_file: &str, collection_id: &str, after: i64
     Ok(out)
 }
 
+/// Whether the log holds entries of the collection newer than `after` (a range scan on the
+/// primary key from `after`, so it costs nothing when the segment is current).
+pub fn has_after(c: &Connection, collection_id: &str, after: i64) -> rusqlite::Result<bool> {
+    c.prepare_cached("SELECT 1 FROM embeddings_queue WHERE seq_id > ?2 AND topic = ?1 LIMIT 1")?
+        .exists(params![topic(collection_id), after])
+}
+
 /// Decodes one `embeddings_queue` row (columns `seq_id, operation, id, vector, encoding, metadata`).
 pub fn decode_row(row: &Row<'_>, db_file: &str) -> Result<Logged> {
     let seq_id: i64 = row.get(0).map_err(|e| bad(db_file, "?", "seq_id", &e.to_string()))?;

@@ -193,13 +193,26 @@ impl VectorSegment {
     /// Writes a snapshot: files into `<id>.tmp/`, fsync, swap with the live folder by renames,
     /// fsync the parent; then records the position in `SQLite` (never ahead of the files).
     pub fn persist(&mut self, c: &Connection, segment_id: &str) -> Result<()> {
+        let staged = self.stage_snapshot()?;
+        self.commit_snapshot(c, segment_id, staged)
+    }
+
+    /// The slow half of [`persist`](Self::persist), which only reads the segment: writes the
+    /// files into `<id>.tmp/` (each fsynced). Returns what the snapshot holds.
+    pub fn stage_snapshot(&self) -> Result<Staged> {
         let tmp = side(&self.folder, ".tmp");
-        let old = side(&self.folder, ".old");
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         }
         self.index.save(&tmp).map_err(|e| hnsw_error(&tmp, e))?;
         self.ids.write(&tmp.join(PICKLE_FILE)).map_err(|e| hnsw_error(&tmp, e))?;
+        Ok(Staged { applied: self.applied, since_persist: self.since_persist })
+    }
+
+    /// The quick half: swaps the staged folder in and records its position.
+    pub fn commit_snapshot(&mut self, c: &Connection, segment_id: &str, staged: Staged) -> Result<()> {
+        let tmp = side(&self.folder, ".tmp");
+        let old = side(&self.folder, ".old");
         if self.folder.exists() {
             fs::rename(&self.folder, &old).map_err(|e| Error::io(&self.folder, e))?;
         }
@@ -210,9 +223,10 @@ impl VectorSegment {
         if old.exists() {
             fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
         }
-        crate::meta::set_max_seq_id(c, segment_id, self.applied).map_err(|e| Error::Internal(format!("recording HNSW position: {e}")))?;
-        self.persisted = self.applied;
-        self.since_persist = 0;
+        crate::meta::set_max_seq_id(c, segment_id, staged.applied).map_err(|e| Error::Internal(format!("recording HNSW position: {e}")))?;
+        self.persisted = staged.applied;
+        // Entries applied while the files were written are not in this snapshot.
+        self.since_persist = self.since_persist.saturating_sub(staged.since_persist);
         self.loaded_from = folder_identity(&self.folder);
         Ok(())
     }
@@ -232,6 +246,13 @@ fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+/// What a staged snapshot holds (see [`VectorSegment::stage_snapshot`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Staged {
+    applied: i64,
+    since_persist: usize,
 }
 
 /// Rebuilds an index from the log: for every live record of the metadata segment, the newest
