@@ -62,6 +62,12 @@ const LOCK_STRIPES: usize = 4096;
 /// collections answer exactly, as users comparing against brute force expect.
 const EXACT_SCAN_WORK: usize = 1 << 20;
 
+/// Candidates nearest first, as `heuristic` returns them.
+fn sorted_by_distance(mut cands: Vec<Cand>) -> Vec<Cand> {
+    cands.sort_by(|a, b| a.d.total_cmp(&b.d));
+    cands
+}
+
 /// Elements linked serially before parallel linking starts (see `insert_batch`).
 const SERIAL_PREFIX: u32 = 1024;
 
@@ -717,8 +723,28 @@ impl Index {
         let next = selected[0].id;
         {
             let _g = self.stripe(id);
-            // hnswlib stores the list farthest first.
-            Self::write_list(self.list(id, level), selected.iter().rev().map(|c| c.id));
+            let list = self.list(id, level);
+            let mut existing = Vec::new();
+            Self::read_list(list, &mut existing);
+            if is_update || existing.is_empty() {
+                // hnswlib stores the list farthest first.
+                Self::write_list(list, selected.iter().rev().map(|c| c.id));
+            } else {
+                // During a parallel build another element may already have linked itself into this
+                // new element's list (hnswlib prevents that by holding the element's own lock for
+                // its whole insertion; our striped locks cannot be held that long without risking
+                // deadlock). Overwriting would drop that back-link and can leave the other element
+                // unreachable, so keep both, pruned with the same heuristic as any full list.
+                let q = self.vector(id);
+                let mut cands: Vec<Cand> = selected.clone();
+                for n in existing {
+                    if n != id && !cands.iter().any(|c| c.id == n) {
+                        cands.push(Cand { d: self.dist(q, self.vector(n)), id: n });
+                    }
+                }
+                let kept = if cands.len() > m_cur { self.heuristic(cands, m_cur) } else { sorted_by_distance(cands) };
+                Self::write_list(list, kept.iter().rev().map(|c| c.id));
+            }
         }
         let q = self.vector(id);
         let mut buf = Vec::with_capacity(m_cur);

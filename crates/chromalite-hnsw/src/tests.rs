@@ -345,3 +345,20 @@ fn small_graph_search_is_exact_after_serial_build() {
         assert_eq!(misses, 0, "{space:?} dim {dim}: serial graph search missed {misses} of 700");
     }
 }
+
+/// Past the serial prefix a batch is linked in parallel; the graph alone (no exact fallback, as
+/// Chroma searches our segments) must still find at least 99% of the true neighbours.
+#[test]
+fn parallel_batches_keep_every_element_reachable() {
+    let data = dataset(2_500, 16, 33);
+    let mut idx = Index::new(16, Space::L2, Params::default());
+    idx.insert_batch(&data).unwrap();
+    let (mut misses, mut total) = (0, 0);
+    for (_, v) in data.iter().skip(1_024).step_by(5).take(250) {
+        let got: Vec<u64> = idx.search_graph(v, 10, None).into_iter().map(|x| x.0).collect();
+        let truth = exact(&data, v, 10, Space::L2);
+        misses += truth.iter().filter(|t| !got.contains(t)).count();
+        total += truth.len();
+    }
+    assert!(misses * 100 <= total, "graph search missed {misses} of {total} true neighbours");
+}

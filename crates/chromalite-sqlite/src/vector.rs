@@ -117,11 +117,20 @@ impl VectorSegment {
             return Ok(None);
         }
         let before = folder_identity(folder);
-        let ids = SegmentMetadata::read(&pickle).map_err(|e| hnsw_error(folder, e))?;
+        // The pickle and the index files are independent: decode them on two threads (opening a
+        // large collection is mostly these two decodes).
+        let (ids, index) = std::thread::scope(|s| {
+            let ids = s.spawn(|| SegmentMetadata::read(&pickle));
+            let index = Index::load(folder, dim, hnsw_space(cfg.space), cfg.ef_search);
+            (ids.join(), index)
+        });
+        let ids = ids
+            .map_err(|_| Error::Internal(format!("decoding {} panicked", pickle.display())))?
+            .map_err(|e| hnsw_error(folder, e))?;
         if ids.id_to_label.is_empty() {
             return Ok(None);
         }
-        let index = Index::load(folder, dim, hnsw_space(cfg.space), cfg.ef_search).map_err(|e| hnsw_error(folder, e))?;
+        let index = index.map_err(|e| hnsw_error(folder, e))?;
         if before != folder_identity(folder) {
             return Err(Error::Unavailable { message: format!("{} was replaced while loading", folder.display()), retry_after: None });
         }
