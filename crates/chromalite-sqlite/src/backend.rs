@@ -479,6 +479,26 @@ fn batch_entries(batch: &RecordBatch, op: Op) -> Vec<Entry> {
         .collect()
 }
 
+/// Drops the entries chromadb would ignore: `add` of an id that exists, `update` of one that does
+/// not. Chroma logs them anyway; not logging them keeps "the newest logged vector of a record is
+/// its vector" true, which log retention and rebuilds rely on (an ignored add carries a vector
+/// the record never had).
+fn effective_entries(c: &Connection, metadata_segment: &str, entries: Vec<Entry>) -> rusqlite::Result<Vec<Entry>> {
+    let mut exists = c.prepare_cached("SELECT 1 FROM embeddings WHERE segment_id = ?1 AND embedding_id = ?2")?;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let keep = match e.op {
+            Op::Add => !exists.exists(rusqlite::params![metadata_segment, e.id])?,
+            Op::Update => exists.exists(rusqlite::params![metadata_segment, e.id])?,
+            Op::Upsert | Op::Delete => true,
+        };
+        if keep {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
 impl SqliteBackend {
     /// Appends entries to the log and applies them to the metadata segment in one transaction
     /// (durable when this returns), then to the vector segment.
@@ -495,6 +515,11 @@ impl SqliteBackend {
                 sysdb::set_dimension(&tx, &col.info.id, d).map_err(self.sql())?;
                 col.info.dimension = Some(d);
             }
+        }
+        let entries = effective_entries(&tx, &col.metadata_segment, entries).map_err(self.sql())?;
+        if entries.is_empty() {
+            tx.commit().map_err(self.sql())?;
+            return Ok(());
         }
         let seqs = log::append(&tx, &col.info.id, &entries).map_err(self.sql())?;
         let refs: Vec<(i64, &Entry)> = seqs.iter().copied().zip(entries.iter()).collect();

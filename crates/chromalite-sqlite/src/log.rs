@@ -21,7 +21,7 @@ pub enum Op {
 }
 
 impl Op {
-    fn from_code(code: i64) -> Option<Op> {
+    pub(crate) fn from_code(code: i64) -> Option<Op> {
         Some(match code {
             0 => Op::Add,
             1 => Op::Update,

@@ -257,6 +257,34 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Each record's vector as the log says, replayed in order with chromadb's rules: an `add` of an
+/// id that already has a vector is ignored (until a `delete`), `upsert` and `update` replace it.
+/// (An `update` whose `add` was purged still counts: the record was live when it was logged.)
+fn effective_vectors(c: &Connection, collection_id: &str, upto: i64) -> rusqlite::Result<HashMap<String, Vec<u8>>> {
+    let mut stmt = c.prepare(
+        "SELECT operation, id, vector FROM embeddings_queue WHERE topic = ?1 AND seq_id <= ?2 ORDER BY seq_id",
+    )?;
+    let mut rows = stmt.query(params![crate::log::topic(collection_id), upto])?;
+    let mut out: HashMap<String, Vec<u8>> = HashMap::new();
+    while let Some(row) = rows.next()? {
+        let (code, id): (i64, String) = (row.get(0)?, row.get(1)?);
+        let vector: Option<Vec<u8>> = row.get(2)?;
+        match (Op::from_code(code), vector) {
+            (Some(Op::Delete), _) => {
+                out.remove(&id);
+            }
+            (Some(Op::Add), Some(v)) => {
+                out.entry(id).or_insert(v);
+            }
+            (Some(Op::Update | Op::Upsert), Some(v)) => {
+                out.insert(id, v);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// What a staged snapshot holds (see [`VectorSegment::stage_snapshot`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Staged {
@@ -278,29 +306,14 @@ pub fn rebuild(
 ) -> Result<(VectorSegment, Vec<String>)> {
     let mut seg = VectorSegment::empty(folder, dim, cfg);
     let db_err = |e: rusqlite::Error| Error::Internal(format!("rebuilding HNSW segment: {e}"));
-    let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
-    {
-        let mut stmt = c
-            .prepare(
-                "SELECT id, vector FROM embeddings_queue WHERE seq_id IN (SELECT MAX(seq_id) FROM embeddings_queue \
-                 WHERE topic = ?1 AND vector IS NOT NULL AND seq_id <= ?2 GROUP BY id)",
-            )
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map(params![crate::log::topic(collection_id), upto], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
-            .map_err(db_err)?;
-        for row in rows {
-            let (id, v) = row.map_err(db_err)?;
-            latest.insert(id, v);
-        }
-    }
+    let latest = effective_vectors(c, collection_id, upto).map_err(db_err)?;
     let mut stmt = c.prepare("SELECT embedding_id FROM embeddings WHERE segment_id = ?1 ORDER BY id").map_err(db_err)?;
     let live = stmt.query_map([metadata_segment], |r| r.get::<_, String>(0)).map_err(db_err)?;
     let mut batch = Vec::new();
     let mut missing = Vec::new();
     for id in live {
         let id = id.map_err(db_err)?;
-        match latest.remove(&id).filter(|b| b.len() == dim * 4) {
+        match latest.get(&id).filter(|b| b.len() == dim * 4) {
             Some(b) => {
                 let v: Vec<f32> = b.chunks_exact(4).map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect();
                 batch.push((seg.ids.assign_label(&id), v));
