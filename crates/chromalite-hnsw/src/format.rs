@@ -3,7 +3,7 @@
 //! See `FORMAT.md` beside this crate for the byte layout.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -265,7 +265,9 @@ impl Index {
         let dp = dir.join(DATA_LEVEL0_FILE);
         let (df, dlen) = open_with_len(&dp)?;
         let dneed = need(DATA_LEVEL0_FILE, dlen, count.checked_mul(rec), "cur_element_count records")?;
-        let level0 = read_prefix(df, dneed, &dp)?;
+        // Decoded record by record from the file: the index's arrays are the only copy in memory
+        // (a whole-file buffer would double peak memory and the time spent faulting it in).
+        let level0 = Records::File { reader: BufReader::with_capacity(1 << 20, df.take(dneed)), buf: Vec::new(), path: dp.clone() };
 
         // length.bin
         let lp = dir.join(LENGTH_FILE);
@@ -280,7 +282,7 @@ impl Index {
         need(LINK_LISTS_FILE, klen, count.checked_mul(4), "cur_element_count size prefixes")?;
         let links = read_prefix(kf, klen, &kp)?;
 
-        build_index(&header, &level0, &length_bytes, &links, dim, space, ef_search)
+        build_index(&header, level0, &length_bytes, &links, dim, space, ef_search)
     }
 
     /// Decodes an index from the content of the four files held in memory
@@ -309,7 +311,7 @@ impl Index {
         need(LINK_LISTS_FILE, link_lists.len() as u64, count.checked_mul(4), "cur_element_count size prefixes")?;
         build_index(
             &h,
-            &data_level0[..dneed as usize],
+            Records::Slice(&data_level0[..dneed as usize]),
             &length[..lneed as usize],
             link_lists,
             dim,
@@ -393,9 +395,35 @@ impl Index {
 }
 
 /// Creates the index for a validated header and decodes the elements.
+/// The element records of `data_level0.bin`, from memory or streamed from the file.
+enum Records<'a> {
+    Slice(&'a [u8]),
+    File { reader: BufReader<std::io::Take<File>>, buf: Vec<u8>, path: PathBuf },
+}
+
+impl Records<'_> {
+    /// Record `i` (records are read in order), `rec` bytes long.
+    fn next(&mut self, i: usize, rec: usize) -> Result<&[u8], HnswError> {
+        match self {
+            Records::Slice(s) => Ok(&s[i * rec..(i + 1) * rec]),
+            Records::File { reader, buf, path } => {
+                buf.resize(rec, 0);
+                reader.read_exact(buf).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        HnswError::corrupt(DATA_LEVEL0_FILE, "file_length", format!("file shrank while reading element {i}"))
+                    } else {
+                        HnswError::io(path.clone(), e)
+                    }
+                })?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
 fn build_index(
     header: &Header,
-    level0: &[u8],
+    level0: Records<'_>,
     length_bytes: &[u8],
     links: &[u8],
     dim: usize,
@@ -424,7 +452,7 @@ fn build_index(
 fn decode_elements(
     index: &mut Index,
     header: &Header,
-    level0: &[u8],
+    mut level0: Records<'_>,
     length_bytes: &[u8],
     links: &[u8],
 ) -> Result<(), HnswError> {
@@ -449,7 +477,7 @@ fn decode_elements(
     let max_level = if n > 0 { header.maxlevel as usize } else { 0 };
     let mut pos = 0usize;
     for i in 0..n {
-        let r = &level0[i * rec..(i + 1) * rec];
+        let r = level0.next(i, rec)?;
         let mut deleted = false;
         for w in r[..off_data].chunks_exact(4) {
             let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
