@@ -180,14 +180,14 @@ pub fn export(client: &Client, name: &str, file: Option<&Path>) -> CliResult {
             if let Some(m) = page.metadatas.as_ref().and_then(|m| m[i].as_ref()) {
                 rec["metadata"] = chromalite::core::metadata::metadata_to_json(m);
             }
-            writeln!(out, "{rec}").map_err(|e| CliError::Usage(format!("write failed: {e}")))?;
+            writeln!(out, "{rec}").map_err(CliError::from)?;
         }
         offset += page.ids.len();
         if page.ids.len() < 1000 {
             break;
         }
     }
-    out.flush().map_err(|e| CliError::Usage(format!("write failed: {e}")))?;
+    out.flush().map_err(CliError::from)?;
     Ok(())
 }
 
