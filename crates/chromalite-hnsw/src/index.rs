@@ -62,6 +62,31 @@ const LOCK_STRIPES: usize = 4096;
 /// collections answer exactly, as users comparing against brute force expect.
 const EXACT_SCAN_WORK: usize = 1 << 20;
 
+/// Label -> element id. Labels are integers chosen by the caller (Chroma numbers them 1, 2, 3...),
+/// not attacker-controlled keys, so a multiplicative hash replaces `SipHash`: opening a large segment
+/// inserts every label and then looks each one up, and `SipHash` was a tenth of that time.
+pub(crate) type LabelMap = HashMap<u64, u32, std::hash::BuildHasherDefault<LabelHasher>>;
+
+/// Fibonacci hashing of one `u64`: the high bits, which the table uses, depend on every input bit.
+#[derive(Default)]
+pub(crate) struct LabelHasher(u64);
+
+impl std::hash::Hasher for LabelHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0 ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Candidates nearest first, as `heuristic` returns them.
 fn sorted_by_distance(mut cands: Vec<Cand>) -> Vec<Cand> {
     cands.sort_by(|a, b| a.d.total_cmp(&b.d));
@@ -194,7 +219,7 @@ pub struct Index {
     pub(crate) levels: Vec<u8>,
     pub(crate) links0: Vec<AtomicU32>,
     pub(crate) upper: Vec<Box<[AtomicU32]>>,
-    pub(crate) label_map: HashMap<u64, u32>,
+    pub(crate) label_map: LabelMap,
     pub(crate) num_deleted: usize,
     /// `(level << 32) | node`, or `NO_ENTRY`.
     pub(crate) entry: AtomicU64,
@@ -270,7 +295,7 @@ impl Index {
             levels: Vec::new(),
             links0: Vec::new(),
             upper: Vec::new(),
-            label_map: HashMap::new(),
+            label_map: LabelMap::default(),
             num_deleted: 0,
             entry: AtomicU64::new(NO_ENTRY),
             rng: LevelRng::new(seed),
