@@ -199,7 +199,12 @@ impl Collection {
     }
 
     /// Deletes records by ids and/or filters.
-    pub fn delete(&self, ids: Option<Vec<String>>, where_: Option<Filter>, where_document: Option<Filter>) -> Result<()> {
+    pub fn delete(
+        &self,
+        ids: Option<Vec<String>>,
+        where_: Option<Filter>,
+        where_document: Option<Filter>,
+    ) -> Result<()> {
         let selection = Selection {
             ids,
             where_: where_.map(Filter::into_where).transpose()?,

@@ -37,12 +37,12 @@ mod client;
 mod requests;
 
 pub use chromalite_core as core;
-#[cfg(feature = "embed")]
-pub use chromalite_embed as embed;
-pub use chromalite_remote as remote;
 pub use chromalite_core::{
     CollectionInfo, EmbeddingFunction, Error, ErrorKind, GetResult, Include, Metadata, MetadataValue, QueryResult,
     Result, Space, VectorBackend, Where, WhereDocument,
 };
+#[cfg(feature = "embed")]
+pub use chromalite_embed as embed;
+pub use chromalite_remote as remote;
 pub use client::{Client, Collection};
 pub use requests::{CreateBuilder, Filter, GetBuilder, QueryBuilder, WriteBuilder};

@@ -65,7 +65,12 @@ pub struct CreateBuilder<'a> {
 
 impl<'a> CreateBuilder<'a> {
     pub(crate) fn new(client: &'a Client, name: &str) -> Self {
-        CreateBuilder { client, req: CreateCollection { name: name.into(), ..Default::default() }, metadata: None, ef: None }
+        CreateBuilder {
+            client,
+            req: CreateCollection { name: name.into(), ..Default::default() },
+            metadata: None,
+            ef: None,
+        }
     }
 
     /// Collection metadata (a JSON object).
@@ -171,7 +176,9 @@ impl<'a> WriteBuilder<'a> {
         if let Some(m) = self.metadatas.take() {
             self.batch.metadatas = Some(wire::metadatas(&Value::Array(m))?);
         }
-        if let (None, Some(docs), Some(ef)) = (&self.batch.embeddings, &self.batch.documents, self.col.embedding_function()) {
+        if let (None, Some(docs), Some(ef)) =
+            (&self.batch.embeddings, &self.batch.documents, self.col.embedding_function())
+        {
             self.batch.embeddings = Some(embed_documents(ef.as_ref(), docs)?);
         }
         let (b, info) = (self.col.backend(), self.col.info());
@@ -187,7 +194,9 @@ impl<'a> WriteBuilder<'a> {
 pub(crate) fn embed_documents(ef: &dyn EmbeddingFunction, docs: &[Option<String>]) -> Result<Vec<Vec<f32>>> {
     let texts = docs
         .iter()
-        .map(|d| d.as_deref().ok_or_else(|| Error::invalid("every record needs a document (or an embedding) to be embedded")))
+        .map(|d| {
+            d.as_deref().ok_or_else(|| Error::invalid("every record needs a document (or an embedding) to be embedded"))
+        })
         .collect::<Result<Vec<&str>>>()?;
     Ok(ef.embed(&texts)?)
 }
@@ -275,7 +284,13 @@ pub struct QueryBuilder<'a> {
 
 impl<'a> QueryBuilder<'a> {
     pub(crate) fn new(col: &'a Collection, embeddings: Vec<Vec<f32>>) -> Self {
-        QueryBuilder { col, req: QueryRequest { embeddings, ..Default::default() }, where_: None, where_document: None, texts: None }
+        QueryBuilder {
+            col,
+            req: QueryRequest { embeddings, ..Default::default() },
+            where_: None,
+            where_document: None,
+            texts: None,
+        }
     }
 
     pub(crate) fn with_texts(col: &'a Collection, texts: Vec<String>) -> Self {
@@ -325,7 +340,9 @@ impl<'a> QueryBuilder<'a> {
         self.req.selection = selection(self.req.selection.ids.take(), self.where_, self.where_document)?;
         if let Some(texts) = &self.texts {
             let ef = self.col.embedding_function().ok_or_else(|| {
-                Error::invalid("query texts need an embedding function: attach one with Collection::with_embedding_function")
+                Error::invalid(
+                    "query texts need an embedding function: attach one with Collection::with_embedding_function",
+                )
             })?;
             self.req.embeddings = ef.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
         }

@@ -90,7 +90,12 @@ fn function_is_recorded_and_checked_on_reopen() {
     col.add(["x"]).documents(["persisted text"]).run().unwrap();
     assert_eq!(col.query_texts(["text"]).n_results(1).run().unwrap().ids[0], vec!["x"]);
     // get_or_create with another function on an existing collection is refused too.
-    let err = client.create_collection("with_ef").get_or_create().embedding_function(Arc::new(Letters("openai"))).run().unwrap_err();
+    let err = client
+        .create_collection("with_ef")
+        .get_or_create()
+        .embedding_function(Arc::new(Letters("openai")))
+        .run()
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
 
@@ -147,7 +152,10 @@ print(json.dumps({"name": ef.name(), "class": type(ef).__name__, "count": col.co
 
     let client = Client::persistent(dir.path()).unwrap();
     let py_default = client.get_collection("py_default").unwrap();
-    assert_eq!(chromalite::core::embedding::recorded_name(&py_default.info().config.embedding_function), Some("default"));
+    assert_eq!(
+        chromalite::core::embedding::recorded_name(&py_default.info().config.embedding_function),
+        Some("default")
+    );
     assert!(py_default.with_embedding_function(default_ef()).is_ok());
     assert_eq!(client.get_collection("py_none").unwrap().info().config.embedding_function, Value::Null);
 }
@@ -166,11 +174,17 @@ fn minilm_finds_the_semantically_closest_document() {
         Err(e) => panic!("{e}"),
     };
     let client = Client::in_memory();
-    let col = client.create_collection("semantic").space(chromalite::Space::Cosine).embedding_function(model).run().unwrap();
+    let col =
+        client.create_collection("semantic").space(chromalite::Space::Cosine).embedding_function(model).run().unwrap();
     col.add(["cat", "db", "rust"])
-        .documents(["A cat sits on the mat.", "The database is locked by another process.", "Rust is a systems programming language."])
+        .documents([
+            "A cat sits on the mat.",
+            "The database is locked by another process.",
+            "Rust is a systems programming language.",
+        ])
         .run()
         .unwrap();
-    let hits = col.query_texts(["a kitten resting on a rug", "memory-safe compiled language"]).n_results(1).run().unwrap();
+    let hits =
+        col.query_texts(["a kitten resting on a rug", "memory-safe compiled language"]).n_results(1).run().unwrap();
     assert_eq!(hits.ids, vec![vec!["cat"], vec!["rust"]]);
 }

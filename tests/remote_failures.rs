@@ -26,7 +26,9 @@ fn create(b: &dyn VectorBackend, name: &str) -> chromalite_core::Result<chromali
 
 #[test]
 fn server_killed_then_restarted_same_client_recovers() {
-    let Some(python) = remote_support::python_or_skip("server_killed_then_restarted_same_client_recovers") else { return };
+    let Some(python) = remote_support::python_or_skip("server_killed_then_restarted_same_client_recovers") else {
+        return;
+    };
     let mut server = ChromaServer::start(&python);
     let backend = RemoteBackend::with_options(&quick(&server.url())).expect("backend");
     let col = create(&backend, "survivor").expect("create");
@@ -55,14 +57,19 @@ fn wrong_or_missing_token_is_unauthorized() {
     let logs = tempfile::tempdir().expect("tempdir");
     let proxy = AuthProxy::start(&python, &server.url(), "right-token", logs.path());
 
-    for opts in [quick(&proxy.url()).token("wrong-token-value"), quick(&proxy.url()), quick(&proxy.url()).token("wrong-token-value").auth_header(AuthHeader::Bearer)] {
+    for opts in [
+        quick(&proxy.url()).token("wrong-token-value"),
+        quick(&proxy.url()),
+        quick(&proxy.url()).token("wrong-token-value").auth_header(AuthHeader::Bearer),
+    ] {
         let backend = RemoteBackend::with_options(&opts).expect("backend");
         let err = create(&backend, "guarded").expect_err("no valid token");
         assert!(matches!(&err, Error::Unauthorized(_)), "{err:?}");
         assert!(!format!("{err} {err:?} {backend:?}").contains("wrong-token-value"), "token leaked: {err:?}");
     }
     for header in [AuthHeader::XChromaToken, AuthHeader::Bearer] {
-        let backend = RemoteBackend::with_options(&quick(&proxy.url()).token("right-token").auth_header(header)).expect("backend");
+        let backend = RemoteBackend::with_options(&quick(&proxy.url()).token("right-token").auth_header(header))
+            .expect("backend");
         let name = if header == AuthHeader::Bearer { "bearer-ok" } else { "header-ok" };
         let col = create(&backend, name).expect("authorized create");
         backend.add(&col, &batch(&["x"])).expect("authorized add");
@@ -87,13 +94,18 @@ fn tenants_databases_and_the_client_facade() {
     backend.create_database(&db).expect("create database");
     assert_eq!(backend.create_database(&db).expect_err("twice").kind(), ErrorKind::AlreadyExists);
     assert_eq!(backend.get_database(&db).expect("get database").name, "prod");
-    let names: Vec<String> = backend.list_databases("acme", None, 0).expect("list").into_iter().map(|d| d.name).collect();
+    let names: Vec<String> =
+        backend.list_databases("acme", None, 0).expect("list").into_iter().map(|d| d.name).collect();
     assert_eq!(names, ["prod"]);
 
     // The facade: one line switches an application to the server.
     let client = Client::remote(&server.url()).expect("client").scoped("acme", "prod");
     let col = client.get_or_create_collection("notes").expect("collection");
-    col.add(["n1", "n2"]).embeddings(vec![vec![1.0, 0.0], vec![0.0, 1.0]]).documents(["one", "two"]).run().expect("add");
+    col.add(["n1", "n2"])
+        .embeddings(vec![vec![1.0, 0.0], vec![0.0, 1.0]])
+        .documents(["one", "two"])
+        .run()
+        .expect("add");
     let hits = col.query(vec![vec![0.9, 0.1]]).n_results(1).run().expect("query");
     assert_eq!(hits.ids, vec![vec!["n1".to_string()]]);
     assert_eq!(backend.count_collections(&db).expect("count in acme/prod"), 1);

@@ -10,7 +10,6 @@ use std::path::Path;
 use chromalite_core::{wire, CreateCollection, DatabaseRef, Error, Include, ModifyCollection, Result, VectorBackend};
 use serde_json::{json, Value};
 
-
 /// Replays every scenario on a fresh backend from `make` (given an empty directory) and panics with
 /// a list of every mismatch.
 pub fn run_all(label: &str, make: &dyn Fn(&Path) -> Box<dyn VectorBackend>) {
@@ -121,7 +120,11 @@ fn compare(step: &Value, got: &Result<Value>) -> std::result::Result<(), String>
                 // chromadb orders collections by their random UUID: only membership (or, for a
                 // partial page, the page size) is reproducible.
                 if let (Some(n), Some(items)) = (want.as_u64(), have.as_array()) {
-                    return if items.len() as u64 == n { Ok(()) } else { Err(format!("expected {n} names, got {}", short(&have))) };
+                    return if items.len() as u64 == n {
+                        Ok(())
+                    } else {
+                        Err(format!("expected {n} names, got {}", short(&have)))
+                    };
                 }
                 for v in [&mut want, &mut have] {
                     if let Value::Array(items) = v {
@@ -135,14 +138,19 @@ fn compare(step: &Value, got: &Result<Value>) -> std::result::Result<(), String>
             }
             normalise_include(&mut want);
             normalise_include(&mut have);
-            same(&want, &have, "$").map_err(|why| format!("{why}\n    expected {}\n    got      {}", short(&want), short(&have)))
+            same(&want, &have, "$")
+                .map_err(|why| format!("{why}\n    expected {}\n    got      {}", short(&want), short(&have)))
         }
     }
 }
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 600 { format!("{}...", &s[..s.char_indices().nth(600).map_or(s.len(), |(i, _)| i)]) } else { s }
+    if s.len() > 600 {
+        format!("{}...", &s[..s.char_indices().nth(600).map_or(s.len(), |(i, _)| i)])
+    } else {
+        s
+    }
 }
 
 /// Include lists compare as sets (chromadb echoes them in the caller's order).

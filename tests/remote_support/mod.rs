@@ -32,8 +32,10 @@ pub fn free_port() -> u16 {
 
 /// Waits until `url` answers a heartbeat; panics with `log`'s tail after [`STARTUP`].
 pub fn wait_for_heartbeat(url: &str, child: &mut Child, log: &Path) {
-    let probe = RemoteBackend::with_options(&RemoteOptions::new(url).connect_timeout(Duration::from_millis(500)).read_timeout(Duration::from_secs(5)))
-        .expect("probe backend");
+    let probe = RemoteBackend::with_options(
+        &RemoteOptions::new(url).connect_timeout(Duration::from_millis(500)).read_timeout(Duration::from_secs(5)),
+    )
+    .expect("probe backend");
     let deadline = Instant::now() + STARTUP;
     while Instant::now() < deadline {
         if probe.heartbeat().is_ok() {
@@ -73,7 +75,8 @@ impl ChromaServer {
     /// Starts a server next to `python` (`$(dirname python)/chroma`) and waits for its heartbeat.
     pub fn start(python: &Path) -> ChromaServer {
         let chroma = python.parent().expect("python path has a directory").join("chroma");
-        let mut server = ChromaServer { child: None, port: free_port(), chroma, dir: tempfile::tempdir().expect("tempdir") };
+        let mut server =
+            ChromaServer { child: None, port: free_port(), chroma, dir: tempfile::tempdir().expect("tempdir") };
         server.spawn();
         server
     }
@@ -85,7 +88,11 @@ impl ChromaServer {
         let log_path = self.dir.path().join("server.log");
         let config = self.dir.path().join("chroma.yaml");
         let data = self.dir.path().join("data");
-        let yaml = format!("persist_path: {:?}\nallow_reset: true\nlisten_address: \"127.0.0.1\"\nport: {}\n", data.display().to_string(), self.port);
+        let yaml = format!(
+            "persist_path: {:?}\nallow_reset: true\nlisten_address: \"127.0.0.1\"\nport: {}\n",
+            data.display().to_string(),
+            self.port
+        );
         std::fs::write(&config, yaml).expect("server config");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("server log");
         let mut child = Command::new(&self.chroma)

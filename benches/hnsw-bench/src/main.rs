@@ -95,11 +95,8 @@ fn main() {
 
     // chromalite-hnsw
     let items: Vec<(u64, Vec<f32>)> = base.iter().enumerate().map(|(i, v)| (i as u64, v.clone())).collect();
-    let mut idx = Index::new(
-        DIM,
-        Space::Cosine,
-        Params { m: 16, ef_construction: 100, ef_search: 10, max_elements: n, seed: 0 },
-    );
+    let mut idx =
+        Index::new(DIM, Space::Cosine, Params { m: 16, ef_construction: 100, ef_search: 10, max_elements: n, seed: 0 });
     let t = Instant::now();
     if let Some(dir) = &load {
         // Query-only runs: reuse a saved build (build time is then load time).

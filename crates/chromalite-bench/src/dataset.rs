@@ -24,7 +24,10 @@ fn read_f32(path: &Path, dim: usize) -> Result<Vec<Vec<f32>>, String> {
     if bytes.len() % (dim * 4) != 0 {
         return Err(format!("{} is not a whole number of {dim}-float rows", path.display()));
     }
-    Ok(bytes.chunks_exact(dim * 4).map(|r| r.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()).collect())
+    Ok(bytes
+        .chunks_exact(dim * 4)
+        .map(|r| r.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        .collect())
 }
 
 fn write_f32(path: &Path, rows: &[Vec<f32>]) -> Result<(), String> {
@@ -36,8 +39,9 @@ impl Dataset {
     /// Loads a directory in the debian-minilm layout, keeping the first `limit` base rows (truth is
     /// recomputed exactly when rows are dropped).
     pub fn load(dir: &Path, limit: Option<usize>, queries: usize) -> Result<Dataset, String> {
-        let meta: Value = serde_json::from_str(&fs::read_to_string(dir.join("meta.json")).map_err(|e| format!("meta.json: {e}"))?)
-            .map_err(|e| format!("meta.json: {e}"))?;
+        let meta: Value =
+            serde_json::from_str(&fs::read_to_string(dir.join("meta.json")).map_err(|e| format!("meta.json: {e}"))?)
+                .map_err(|e| format!("meta.json: {e}"))?;
         let dim = meta["dim"].as_u64().ok_or("meta.json has no dim")? as usize;
         let mut base = read_f32(&dir.join("base.f32"), dim)?;
         let file = fs::File::open(dir.join("base.jsonl")).map_err(|e| format!("base.jsonl: {e}"))?;
@@ -54,7 +58,10 @@ impl Dataset {
         let truth = if full && dir.join("truth.i32").exists() {
             let t = fs::read(dir.join("truth.i32")).map_err(|e| e.to_string())?;
             let k = meta["truth_k"].as_u64().unwrap_or(100) as usize;
-            t.chunks_exact(k * 4).take(qs.len()).map(|r| r.chunks_exact(4).take(10).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()).collect()
+            t.chunks_exact(k * 4)
+                .take(qs.len())
+                .map(|r| r.chunks_exact(4).take(10).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+                .collect()
         } else {
             exact_truth(&base, &qs, 10)
         };
@@ -65,7 +72,8 @@ impl Dataset {
     #[must_use]
     pub fn synthetic(n: usize, dim: usize, queries: usize, seed: u64) -> Dataset {
         let mut rng = Lcg(seed);
-        let centers: Vec<Vec<f32>> = (0..32).map(|_| unit(&(0..dim).map(|_| rng.normal()).collect::<Vec<_>>())).collect();
+        let centers: Vec<Vec<f32>> =
+            (0..32).map(|_| unit(&(0..dim).map(|_| rng.normal()).collect::<Vec<_>>())).collect();
         let point = |rng: &mut Lcg| {
             let c = &centers[rng.below(centers.len())];
             unit(&c.iter().map(|x| x + 0.35 * rng.normal() / (dim as f32).sqrt()).collect::<Vec<_>>())
@@ -92,7 +100,11 @@ impl Dataset {
         let mut rows = Vec::with_capacity(n);
         for i in 0..n {
             let src = i % self.base.len();
-            let v = if i < self.base.len() { self.base[src].clone() } else { unit(&self.base[src].iter().map(|x| x + 0.02 * rng.normal()).collect::<Vec<_>>()) };
+            let v = if i < self.base.len() {
+                self.base[src].clone()
+            } else {
+                unit(&self.base[src].iter().map(|x| x + 0.02 * rng.normal()).collect::<Vec<_>>())
+            };
             base.push(v);
             let mut row = self.rows[src].clone();
             row["id"] = json!(format!("d{i}"));
@@ -136,7 +148,11 @@ fn exact_truth(base: &[Vec<f32>], queries: &[Vec<f32>], k: usize) -> Vec<Vec<u32
                     qs.iter()
                         .map(|q| {
                             let q = unit(q);
-                            let mut scored: Vec<(f32, u32)> = normed.iter().enumerate().map(|(i, b)| (-chromalite_core::distance::dot(&q, b), i as u32)).collect();
+                            let mut scored: Vec<(f32, u32)> = normed
+                                .iter()
+                                .enumerate()
+                                .map(|(i, b)| (-chromalite_core::distance::dot(&q, b), i as u32))
+                                .collect();
                             let kk = k.min(scored.len());
                             if kk > 0 {
                                 scored.select_nth_unstable_by(kk - 1, |a, b| a.0.total_cmp(&b.0));

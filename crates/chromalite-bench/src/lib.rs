@@ -101,7 +101,10 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Measure
         // The remote row talks to a server of its own, started here and stopped after the row.
         let server = match system {
             System::Remote => {
-                let py = opts.python.as_ref().ok_or("the remote row needs --python (the venv python with chromadb 1.5.9)")?;
+                let py = opts
+                    .python
+                    .as_ref()
+                    .ok_or("the remote row needs --python (the venv python with chromadb 1.5.9)")?;
                 Some(server::LocalChroma::start(py, &store)?)
             }
             _ => None,
@@ -166,7 +169,13 @@ fn chroma(opts: &Options, data: &Path, store: &Path) -> Result<Measurements, Str
 
 /// Runs one system in this process (what `chromalite bench-worker` does); `url` is the server
 /// of the remote row.
-pub fn worker(system: &System, data_dir: &Path, store: &Path, url: Option<&str>, open_only: bool) -> Result<Measurements, String> {
+pub fn worker(
+    system: &System,
+    data_dir: &Path,
+    store: &Path,
+    url: Option<&str>,
+    open_only: bool,
+) -> Result<Measurements, String> {
     let data = Dataset::load(data_dir, None, usize::MAX)?;
     let open = || match (system, url) {
         (System::Persistent, _) => Client::persistent(store),
@@ -176,7 +185,11 @@ pub fn worker(system: &System, data_dir: &Path, store: &Path, url: Option<&str>,
     };
     if open_only {
         let ms = workload::open_to_first_query(open, &data.queries[0]).map_err(|e| e.to_string())?;
-        return Ok(Measurements { system: system.name().into(), open_to_first_query_ms: Some(ms), ..Default::default() });
+        return Ok(Measurements {
+            system: system.name().into(),
+            open_to_first_query_ms: Some(ms),
+            ..Default::default()
+        });
     }
     let client = open().map_err(|e| e.to_string())?;
     let (col, rps) = workload::ingest(&client, &data).map_err(|e| e.to_string())?;

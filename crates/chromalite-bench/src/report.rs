@@ -76,14 +76,20 @@ fn short(system: &str) -> &str {
 pub fn svg(results: &[Measurements], title: &str) -> String {
     let (w, h, pad) = (720.0, 440.0, 60.0);
     let max_qps = results.iter().flat_map(|m| m.curve.iter().map(|p| p.qps)).fold(1.0f64, f64::max) * 1.1;
-    let min_recall = results.iter().flat_map(|m| m.curve.iter().map(|p| p.recall_at_10)).fold(1.0f64, f64::min).min(0.9);
+    let min_recall =
+        results.iter().flat_map(|m| m.curve.iter().map(|p| p.recall_at_10)).fold(1.0f64, f64::min).min(0.9);
     let x = |r: f64| pad + (r - min_recall) / (1.0 - min_recall).max(1e-9) * (w - 2.0 * pad);
     let y = |q: f64| h - pad - q / max_qps * (h - 2.0 * pad);
     let colors = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"];
     let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
     let _ = writeln!(s, "<text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">{title}</text>", w / 2.0);
     let _ = writeln!(s, "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{}\" stroke=\"black\"/>", h - pad, w - pad, h - pad, h - pad);
-    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">recall@10 (from {min_recall:.2} to 1.0)</text>", w / 2.0, h - 20.0);
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">recall@10 (from {min_recall:.2} to 1.0)</text>",
+        w / 2.0,
+        h - 20.0
+    );
     let _ = writeln!(s, "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">queries per second, 1 thread (max {max_qps:.0})</text>", h / 2.0, h / 2.0);
     for (i, m) in results.iter().filter(|m| !m.curve.is_empty()).enumerate() {
         let c = colors[i % colors.len()];
@@ -92,7 +98,13 @@ pub fn svg(results: &[Measurements], title: &str) -> String {
         for p in &m.curve {
             let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{c}\"><title>{} ef={} recall={:.3} qps={:.0}</title></circle>", x(p.recall_at_10), y(p.qps), m.system, p.ef, p.recall_at_10, p.qps);
         }
-        let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" fill=\"{c}\">{}</text>", w - pad - 150.0, pad + 16.0 * i as f64, m.system);
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" fill=\"{c}\">{}</text>",
+            w - pad - 150.0,
+            pad + 16.0 * i as f64,
+            m.system
+        );
     }
     s.push_str("</svg>\n");
     s

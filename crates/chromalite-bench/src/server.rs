@@ -15,7 +15,8 @@ impl LocalChroma {
     /// waits (up to a minute) for its heartbeat.
     pub fn start(python: &Path, dir: &Path) -> Result<LocalChroma, String> {
         let chroma: PathBuf = python.parent().ok_or("python path has no directory")?.join("chroma");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
         let child = Command::new(&chroma)
             .args(["run", "--host", "127.0.0.1", "--port", &port.to_string(), "--path"])
             .arg(dir)

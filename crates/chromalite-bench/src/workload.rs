@@ -85,14 +85,18 @@ pub fn disk_mb(dir: &Path) -> Option<f64> {
 pub fn ingest(client: &Client, data: &Dataset) -> chromalite::Result<(Collection, f64)> {
     let col = client
         .create_collection("bench")
-        .configuration(json!({"hnsw": {"space": "cosine", "ef_construction": 100, "max_neighbors": 16, "ef_search": 100}}))
+        .configuration(
+            json!({"hnsw": {"space": "cosine", "ef_construction": 100, "max_neighbors": 16, "ef_search": 100}}),
+        )
         .run()?;
     let t = Instant::now();
     for (vecs, rows) in data.base.chunks(BATCH).zip(data.rows.chunks(BATCH)) {
         let mut batch = RecordBatch::new(rows.iter().map(|r| r["id"].as_str().unwrap_or_default().to_owned()));
         batch.embeddings = Some(vecs.to_vec());
         batch.documents = Some(rows.iter().map(|r| r["document"].as_str().map(str::to_owned)).collect());
-        batch.metadatas = Some(chromalite_core::wire::metadatas(&Value::Array(rows.iter().map(|r| r["metadata"].clone()).collect()))?);
+        batch.metadatas = Some(chromalite_core::wire::metadatas(&Value::Array(
+            rows.iter().map(|r| r["metadata"].clone()).collect(),
+        ))?);
         col.add_batch(&batch)?;
     }
     // Ingest ends when the data answers queries: a backend that indexes in the background is
@@ -159,7 +163,8 @@ pub fn measure(col: &Collection, data: &Dataset, system: &str, with_curve: bool)
     m.recall_at_10 = recall(data, &ids);
     m.qps_2_threads = qps_threads(col, &data.queries, 2);
     let q0 = data.queries[0].clone();
-    m.filtered_query_p50_ms = repeat_p50(|| col.query(vec![q0.clone()]).n_results(10).where_(json!({"section": "libs"})).run().map(|_| ()))?;
+    m.filtered_query_p50_ms =
+        repeat_p50(|| col.query(vec![q0.clone()]).n_results(10).where_(json!({"section": "libs"})).run().map(|_| ()))?;
     m.get_where_p50_ms = repeat_p50(|| col.get().where_(json!({"section": "games"})).limit(100).run().map(|_| ()))?;
     if with_curve {
         for &ef in EF_CURVE {
@@ -174,7 +179,10 @@ pub fn measure(col: &Collection, data: &Dataset, system: &str, with_curve: bool)
 }
 
 /// Opens a store and runs one query: the time a restarted application waits.
-pub fn open_to_first_query(open: impl FnOnce() -> chromalite::Result<Client>, query: &[f32]) -> chromalite::Result<f64> {
+pub fn open_to_first_query(
+    open: impl FnOnce() -> chromalite::Result<Client>,
+    query: &[f32],
+) -> chromalite::Result<f64> {
     let t = Instant::now();
     let client = open()?;
     let col = client.get_collection("bench")?;

@@ -51,21 +51,66 @@ pub struct BenchOpts {
 /// One command.
 #[derive(Debug)]
 pub enum Command {
-    Collections { json: bool },
-    Create { name: String, space: Option<String>, metadata: Option<String>, embed: EmbedOpts },
-    Import { name: String, file: PathBuf, batch_size: usize, space: Option<String>, embed: EmbedOpts },
-    Export { name: String, file: Option<PathBuf> },
-    Count { name: String },
-    Get { name: String, limit: Option<usize>, offset: Option<usize>, read: ReadOpts },
+    Collections {
+        json: bool,
+    },
+    Create {
+        name: String,
+        space: Option<String>,
+        metadata: Option<String>,
+        embed: EmbedOpts,
+    },
+    Import {
+        name: String,
+        file: PathBuf,
+        batch_size: usize,
+        space: Option<String>,
+        embed: EmbedOpts,
+    },
+    Export {
+        name: String,
+        file: Option<PathBuf>,
+    },
+    Count {
+        name: String,
+    },
+    Get {
+        name: String,
+        limit: Option<usize>,
+        offset: Option<usize>,
+        read: ReadOpts,
+    },
     /// `embeddings` or `embed.texts` (`--text`), not both.
-    Query { name: String, embeddings: Option<PathBuf>, n_results: usize, read: ReadOpts, embed: EmbedOpts },
-    Delete { name: String, read: ReadOpts },
-    Doctor { json: bool },
-    Repair { yes: bool },
-    Cleanup { yes: bool },
-    Demo { dir: Option<PathBuf> },
+    Query {
+        name: String,
+        embeddings: Option<PathBuf>,
+        n_results: usize,
+        read: ReadOpts,
+        embed: EmbedOpts,
+    },
+    Delete {
+        name: String,
+        read: ReadOpts,
+    },
+    Doctor {
+        json: bool,
+    },
+    Repair {
+        yes: bool,
+    },
+    Cleanup {
+        yes: bool,
+    },
+    Demo {
+        dir: Option<PathBuf>,
+    },
     Bench(BenchOpts),
-    BenchWorker { system: String, data: PathBuf, store: PathBuf, open_only: bool },
+    BenchWorker {
+        system: String,
+        data: PathBuf,
+        store: PathBuf,
+        open_only: bool,
+    },
     Help,
 }
 
@@ -233,7 +278,9 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
         "cleanup" => Command::Cleanup { yes },
         "demo" => Command::Demo { dir },
         "bench" => Command::Bench(BenchOpts { limit, json: bench.json.or(json.then(|| PathBuf::from("-"))), ..bench }),
-        "bench-worker" => Command::BenchWorker { system, data: bench.data.ok_or("bench-worker needs --data")?, store, open_only },
+        "bench-worker" => {
+            Command::BenchWorker { system, data: bench.data.ok_or("bench-worker needs --data")?, store, open_only }
+        }
         "help" => Command::Help,
         other => return Err(format!("unknown command {other:?}; run `chromalite help`")),
     })
@@ -245,7 +292,8 @@ mod tests {
 
     #[test]
     fn parses_global_options_and_query() {
-        let cli = parse_from(["--memory", "query", "docs", "--embeddings", "q.json", "--n-results", "3", "--json"]).unwrap();
+        let cli =
+            parse_from(["--memory", "query", "docs", "--embeddings", "q.json", "--n-results", "3", "--json"]).unwrap();
         assert_eq!(cli.target, Some(Target::Memory));
         match cli.command {
             Command::Query { name, n_results, read, .. } => {

@@ -43,7 +43,8 @@ pub fn run(o: &BenchOpts) -> CliResult {
     }
     if let Some(p) = &o.svg {
         let title = format!("recall@10 vs QPS, {} records", results.first().map_or(0, |m| m.records));
-        std::fs::write(p, report::svg(&results, &title)).map_err(|e| usage(format!("cannot write {}: {e}", p.display())))?;
+        std::fs::write(p, report::svg(&results, &title))
+            .map_err(|e| usage(format!("cannot write {}: {e}", p.display())))?;
         eprintln!("bench: chart written to {}", p.display());
     }
     Ok(())

@@ -50,12 +50,20 @@ pub fn run(dir: Option<&Path>) -> CliResult {
     outln!("\n== semantic search (top 3 of {} records) ==", col.count()?);
     for (q, text) in queries.iter().zip(&texts).take(5) {
         let t = Instant::now();
-        let r = col.query(vec![q.clone()]).n_results(3).include([Include::Metadatas, Include::Documents, Include::Distances]).run()?;
+        let r = col
+            .query(vec![q.clone()])
+            .n_results(3)
+            .include([Include::Metadatas, Include::Documents, Include::Distances])
+            .run()?;
         print_hits(&format!("{:?}", text["text"].as_str().unwrap_or("")), &r, ms(t))?;
     }
     outln!("\n== filtered by metadata ==");
     let t = Instant::now();
-    let r = col.query(vec![queries[0].clone()]).n_results(3).where_(json!({"section": {"$in": ["libs", "devel"]}})).run()?;
+    let r = col
+        .query(vec![queries[0].clone()])
+        .n_results(3)
+        .where_(json!({"section": {"$in": ["libs", "devel"]}}))
+        .run()?;
     print_hits(&format!("{:?} where section in [libs, devel]", texts[0]["text"].as_str().unwrap_or("")), &r, ms(t))?;
     let t = Instant::now();
     let r = col.query(vec![queries[1].clone()]).n_results(3).where_(json!({"installed_size": {"$lt": 500}})).run()?;
@@ -63,7 +71,11 @@ pub fn run(dir: Option<&Path>) -> CliResult {
     outln!("\n== filtered by document text ==");
     let t = Instant::now();
     let r = col.query(vec![queries[2].clone()]).n_results(3).where_document(json!({"$contains": "library"})).run()?;
-    print_hits(&format!("{:?} where document contains \"library\"", texts[2]["text"].as_str().unwrap_or("")), &r, ms(t))?;
+    print_hits(
+        &format!("{:?} where document contains \"library\"", texts[2]["text"].as_str().unwrap_or("")),
+        &r,
+        ms(t),
+    )?;
     let t = Instant::now();
     let games = col.get().where_(json!({"section": "games"})).limit(5).include([Include::Metadatas]).run()?;
     outln!("\nget where section = games (first 5) in {:.1} ms: {}", ms(t), games.ids.join(", "));
@@ -96,8 +108,13 @@ fn print_hits(title: &str, r: &QueryResult, elapsed_ms: f64) -> CliResult {
     outln!("\n{title}  ({elapsed_ms:.1} ms)");
     for (i, id) in r.ids[0].iter().enumerate() {
         let meta = r.metadatas.as_ref().and_then(|m| m[0][i].as_ref());
-        let package = meta.and_then(|m| m.get("package")).map_or_else(|| id.clone(), |v| v.to_json().as_str().unwrap_or_default().to_owned());
-        let section = meta.and_then(|m| m.get("section")).map(|v| v.to_json().as_str().unwrap_or_default().to_owned()).unwrap_or_default();
+        let package = meta
+            .and_then(|m| m.get("package"))
+            .map_or_else(|| id.clone(), |v| v.to_json().as_str().unwrap_or_default().to_owned());
+        let section = meta
+            .and_then(|m| m.get("section"))
+            .map(|v| v.to_json().as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default();
         let dist = r.distances.as_ref().map_or(0.0, |d| d[0][i]);
         let doc = r.documents.as_ref().and_then(|d| d[0][i].as_deref());
         outln!("  {}. {package:<28} [{section}] d={dist:.3}  {}", i + 1, snippet(doc, 60));

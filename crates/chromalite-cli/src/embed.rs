@@ -45,7 +45,10 @@ pub fn applies(col: &Collection, opts: &EmbedOpts) -> CliResult<bool> {
     match recorded_name(recorded) {
         Some("default" | "onnx_mini_lm_l6_v2") => Ok(true),
         Some("sentence_transformer")
-            if recorded.pointer("/config/model_name").and_then(Value::as_str).is_some_and(|m| m.ends_with("all-MiniLM-L6-v2")) =>
+            if recorded
+                .pointer("/config/model_name")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.ends_with("all-MiniLM-L6-v2")) =>
         {
             Ok(true)
         }
@@ -83,7 +86,8 @@ impl<'a> Lazy<'a> {
 
 #[cfg(feature = "embed")]
 fn load(opts: &EmbedOpts) -> CliResult<Arc<dyn EmbeddingFunction>> {
-    let model = chromalite::embed::MiniLm::load(opts.model_dir.as_deref()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let model =
+        chromalite::embed::MiniLm::load(opts.model_dir.as_deref()).map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(Arc::new(model))
 }
 

@@ -110,7 +110,9 @@ fn run(cli: args::Cli) -> CliResult {
             return bench::worker(system, data, store, url, *open_only);
         }
         // Before opening: a damaged store may not open.
-        Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => return maintenance::run(&cli.command, &cli),
+        Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => {
+            return maintenance::run(&cli.command, &cli)
+        }
         _ => {}
     }
     let client = store::open(&cli)?;

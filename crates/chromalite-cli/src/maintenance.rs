@@ -32,10 +32,18 @@ fn open(p: &Path) -> chromalite::Result<Arc<dyn VectorBackend>> {
 }
 
 fn print_report(r: &IntegrityReport) {
-    println!("store {}: {} collection(s), SQLite {}", r.path.display(), r.collections.len(), if r.sqlite_ok { "ok" } else { "DAMAGED" });
+    println!(
+        "store {}: {} collection(s), SQLite {}",
+        r.path.display(),
+        r.collections.len(),
+        if r.sqlite_ok { "ok" } else { "DAMAGED" }
+    );
     for c in &r.collections {
         let vectors = c.vectors.map_or_else(|| "not loaded".to_owned(), |v| v.to_string());
-        println!("  {}/{}/{}: {} records, {} vectors in segment {}", c.db.tenant, c.db.database, c.name, c.records, vectors, c.vector_segment);
+        println!(
+            "  {}/{}/{}: {} records, {} vectors in segment {}",
+            c.db.tenant, c.db.database, c.name, c.records, vectors, c.vector_segment
+        );
     }
     if let Some(pid) = r.lock_holder {
         println!("  in use by process {pid}");
@@ -70,15 +78,24 @@ fn doctor(dir: &Path, json: bool) -> CliResult {
         Ok(())
     } else {
         let files: Vec<&str> = report.damage().map(|f| f.file.as_str()).collect();
-        Err(CliError::Damaged(format!("store is damaged ({}); run `chromalite --path {} repair --yes`", files.join(", "), dir.display())))
+        Err(CliError::Damaged(format!(
+            "store is damaged ({}); run `chromalite --path {} repair --yes`",
+            files.join(", "),
+            dir.display()
+        )))
     }
 }
 
 fn describe(a: &RepairAction) -> String {
     match a {
-        RepairAction::RebuildSegment { collection, segment } => format!("rebuild the HNSW segment {segment} of {collection:?} from the records in SQLite"),
+        RepairAction::RebuildSegment { collection, segment } => {
+            format!("rebuild the HNSW segment {segment} of {collection:?} from the records in SQLite")
+        }
         RepairAction::RestoreSqlite { recovery_point: Some(p), journal_entries } => {
-            format!("restore chroma.sqlite3 from the recovery point {} and replay {journal_entries} journaled write(s)", p.display())
+            format!(
+                "restore chroma.sqlite3 from the recovery point {} and replay {journal_entries} journaled write(s)",
+                p.display()
+            )
         }
         RepairAction::RestoreSqlite { recovery_point: None, journal_entries } => {
             format!("recreate chroma.sqlite3 by replaying the {journal_entries} journaled write(s) it was built from")
@@ -134,7 +151,11 @@ fn cleanup(dir: &Path, yes: bool) -> CliResult {
     for f in &result.files_removed {
         println!("{verb} {}", f.display());
     }
-    println!("{verb} {} committed log entr{}", result.log_entries_purged, if result.log_entries_purged == 1 { "y" } else { "ies" });
+    println!(
+        "{verb} {} committed log entr{}",
+        result.log_entries_purged,
+        if result.log_entries_purged == 1 { "y" } else { "ies" }
+    );
     for e in &result.errors_encountered {
         eprintln!("chromalite: {e}");
     }

@@ -28,13 +28,21 @@ fn collection_config(space: Option<&str>, embed: &EmbedOpts) -> CliResult<Option
 }
 
 /// `create NAME [--space S] [--metadata JSON] [--embedding-function F]`.
-pub fn create(client: &Client, name: &str, space: Option<&str>, metadata: Option<&str>, embed: &EmbedOpts) -> CliResult {
+pub fn create(
+    client: &Client,
+    name: &str,
+    space: Option<&str>,
+    metadata: Option<&str>,
+    embed: &EmbedOpts,
+) -> CliResult {
     let mut b = client.create_collection(name);
     if let Some(cfg) = collection_config(space, embed)? {
         b = b.configuration(cfg);
     }
     if let Some(m) = metadata {
-        b = b.metadata(serde_json::from_str(m).map_err(|e| CliError::Usage(format!("--metadata is not valid JSON: {e}")))?);
+        b = b.metadata(
+            serde_json::from_str(m).map_err(|e| CliError::Usage(format!("--metadata is not valid JSON: {e}")))?,
+        );
     }
     let col = b.run()?;
     outln!("created {} ({})", col.name(), col.id());
@@ -91,7 +99,14 @@ fn parse_line(line: &str, lineno: usize, can_embed: &Result<(), String>) -> CliR
 /// `import NAME --file F`: upserts records in batches; each `committed N` line is printed only
 /// after the batch is durable. Records without an embedding have their document embedded, when
 /// the collection has an embedding function; the model is loaded only if such a record comes.
-pub fn import(client: &Client, name: &str, file: &Path, batch_size: usize, space: Option<&str>, embed: &EmbedOpts) -> CliResult {
+pub fn import(
+    client: &Client,
+    name: &str,
+    file: &Path,
+    batch_size: usize,
+    space: Option<&str>,
+    embed: &EmbedOpts,
+) -> CliResult {
     let f = std::fs::File::open(file).map_err(|e| CliError::Usage(format!("cannot open {}: {e}", file.display())))?;
     let total_bytes = f.metadata().map_or(0, |m| m.len());
     let mut b = client.create_collection(name).get_or_create();
@@ -150,7 +165,10 @@ fn write_batch(col: &Collection, pending: &mut Vec<ImportLine>, embedder: &mut L
         batch.ids.push(id);
         embs.push(e.unwrap_or_default());
         docs.push(d);
-        metas.push(m.map(|m| wire::strict_metadata(&m).map(|m| m.into_iter().map(|(k, v)| (k, Some(v))).collect())).transpose()?);
+        metas.push(
+            m.map(|m| wire::strict_metadata(&m).map(|m| m.into_iter().map(|(k, v)| (k, Some(v))).collect()))
+                .transpose()?,
+        );
     }
     batch.embeddings = Some(embs);
     batch.documents = Some(docs).filter(|d: &Vec<Option<String>>| d.iter().any(Option::is_some));
@@ -163,7 +181,9 @@ fn write_batch(col: &Collection, pending: &mut Vec<ImportLine>, embedder: &mut L
 pub fn export(client: &Client, name: &str, file: Option<&Path>) -> CliResult {
     let col = client.get_collection(name)?;
     let out: Box<dyn Write> = match file {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| CliError::Usage(format!("cannot create {}: {e}", p.display())))?),
+        Some(p) => Box::new(
+            std::fs::File::create(p).map_err(|e| CliError::Usage(format!("cannot create {}: {e}", p.display())))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::new(out);
@@ -200,7 +220,11 @@ pub fn delete(client: &Client, name: &str, read: &ReadOpts) -> CliResult {
     };
     let col = client.get_collection(name)?;
     let before = col.count()?;
-    col.delete(read.ids.clone(), parse("--where", &read.where_)?.map(Into::into), parse("--where-document", &read.where_document)?.map(Into::into))?;
+    col.delete(
+        read.ids.clone(),
+        parse("--where", &read.where_)?.map(Into::into),
+        parse("--where-document", &read.where_document)?.map(Into::into),
+    )?;
     outln!("deleted {}", before.saturating_sub(col.count()?));
     Ok(())
 }

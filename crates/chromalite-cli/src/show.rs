@@ -76,10 +76,18 @@ pub fn get(client: &Client, name: &str, limit: Option<usize>, offset: Option<usi
 }
 
 /// `query NAME --embeddings FILE ...`.
-pub fn query(client: &Client, name: &str, file: Option<&Path>, n_results: usize, read: &ReadOpts, embed: &EmbedOpts) -> CliResult {
+pub fn query(
+    client: &Client,
+    name: &str,
+    file: Option<&Path>,
+    n_results: usize,
+    read: &ReadOpts,
+    embed: &EmbedOpts,
+) -> CliResult {
     let col = client.get_collection(name)?;
     let embeddings = if let Some(file) = file {
-        let text = std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
         let embeddings = parse_json("--embeddings file", &text)?;
         // A single vector is accepted as a one-query batch.
         if embeddings.as_array().and_then(|a| a.first()).is_some_and(Value::is_number) {

@@ -8,7 +8,14 @@ use crate::{CliError, CliResult};
 /// Whether a command only reads: those open a persist directory without the writer lock, so they
 /// run beside a writer (an import in progress, a Python program) and never modify the directory.
 fn read_only(cmd: &Command) -> bool {
-    matches!(cmd, Command::Collections { .. } | Command::Export { .. } | Command::Count { .. } | Command::Get { .. } | Command::Query { .. })
+    matches!(
+        cmd,
+        Command::Collections { .. }
+            | Command::Export { .. }
+            | Command::Count { .. }
+            | Command::Get { .. }
+            | Command::Query { .. }
+    )
 }
 
 /// Opens the backend chosen by `--path`, `--url`, `--memory` or `--lance` and scopes it to

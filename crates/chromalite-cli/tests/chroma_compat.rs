@@ -28,14 +28,24 @@ fn python() -> Option<PathBuf> {
 }
 
 fn oracle(py: &Path, args: &[&str]) -> Value {
-    let out = Command::new(py).arg(ORACLE).args(args).env("ANONYMIZED_TELEMETRY", "False").output().expect("run python");
+    let out =
+        Command::new(py).arg(ORACLE).args(args).env("ANONYMIZED_TELEMETRY", "False").output().expect("run python");
     assert!(out.status.success(), "oracle {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("oracle prints JSON")
 }
 
 fn cli(dir: &Path, args: &[String]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chromalite")).arg("--path").arg(dir).args(args).output().expect("run chromalite");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_chromalite"))
+        .arg("--path")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run chromalite");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Turns one chromadb-style request into chromalite CLI arguments.
@@ -111,7 +121,9 @@ fn import_file(path: &Path) {
     let mut lines = Vec::new();
     for i in 0..1200u32 {
         // Distinct, irregular vectors: ties in distance would make neighbour order arbitrary.
-        let e: Vec<f64> = (0..8u32).map(|d| (f64::from(i) * 0.618_034 + f64::from(d) * 1.37 + f64::from(i * d) * 0.011).sin()).collect();
+        let e: Vec<f64> = (0..8u32)
+            .map(|d| (f64::from(i) * 0.618_034 + f64::from(d) * 1.37 + f64::from(i * d) * 0.011).sin())
+            .collect();
         let mut rec = json!({"id": format!("r{i}"), "embedding": e, "metadata": {"i": i, "even": i % 2 == 0, "tags": [format!("g{}", i % 3)]}});
         if i % 5 != 0 {
             rec["document"] = json!(format!("record {i} ünïcödé {}", if i % 3 == 0 { "fizz" } else { "buzz" }));

@@ -15,7 +15,11 @@ fn cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String)
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run chromalite");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn write(dir: &Path, name: &str, lines: &[&str]) -> String {
@@ -83,8 +87,21 @@ fn import_documents_then_query_text() {
     let (code, out, err) = cli(&store, &["import", "notes", "--file", &docs], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("imported 3 records"), "{out}");
-    let (code, out, err) =
-        cli(&store, &["query", "notes", "--text", "a kitten on a rug", "--text", "which language is memory safe", "--n-results", "1", "--json"], &[]);
+    let (code, out, err) = cli(
+        &store,
+        &[
+            "query",
+            "notes",
+            "--text",
+            "a kitten on a rug",
+            "--text",
+            "which language is memory safe",
+            "--n-results",
+            "1",
+            "--json",
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["ids"], serde_json::json!([["cat"], ["rust"]]));
@@ -100,8 +117,11 @@ fn import_documents_then_query_text() {
     let exported = tmp.path().join("exported.jsonl").display().to_string();
     let (code, _, err) = cli(&store, &["import", "plain", "--space", "cosine", "--file", &exported], &[NO_MODEL]);
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) =
-        cli(&store, &["query", "plain", "--text", "kitten", "--embedding-function", "default", "--n-results", "1", "--json"], &[]);
+    let (code, out, err) = cli(
+        &store,
+        &["query", "plain", "--text", "kitten", "--embedding-function", "default", "--n-results", "1", "--json"],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["ids"], serde_json::json!([["cat"]]));
 }

@@ -65,7 +65,14 @@ pub struct HnswConfig {
 
 impl Default for HnswConfig {
     fn default() -> Self {
-        HnswConfig { space: Space::L2, ef_construction: 100, ef_search: 100, max_neighbors: 16, resize_factor: 1.2, sync_threshold: 1000 }
+        HnswConfig {
+            space: Space::L2,
+            ef_construction: 100,
+            ef_search: 100,
+            max_neighbors: 16,
+            resize_factor: 1.2,
+            sync_threshold: 1000,
+        }
     }
 }
 
@@ -93,7 +100,8 @@ impl CollectionConfig {
 
     /// Applies a user-supplied configuration JSON (`{"hnsw": {...}, "embedding_function": ..}`).
     pub fn apply_json(&mut self, c: &Value) -> Result<()> {
-        let obj = c.as_object().ok_or_else(|| Error::invalid(format!("configuration must be a JSON object, got {c}")))?;
+        let obj =
+            c.as_object().ok_or_else(|| Error::invalid(format!("configuration must be a JSON object, got {c}")))?;
         if let Some(h) = obj.get("hnsw").filter(|h| !h.is_null()) {
             let h = h.as_object().ok_or_else(|| Error::invalid("configuration.hnsw must be an object"))?;
             for (k, v) in h {
@@ -147,7 +155,8 @@ fn apply_hnsw_key(h: &mut HnswConfig, k: &str, v: &Value) -> Result<()> {
         "sync_threshold" => h.sync_threshold = as_usize(k, v)?,
         "batch_size" | "num_threads" => {}
         "resize_factor" => {
-            h.resize_factor = v.as_f64().ok_or_else(|| Error::invalid(format!("hnsw resize_factor must be a number, got {v}")))?;
+            h.resize_factor =
+                v.as_f64().ok_or_else(|| Error::invalid(format!("hnsw resize_factor must be a number, got {v}")))?;
         }
         other => return Err(Error::invalid(format!("unknown hnsw configuration key {other:?}"))),
     }

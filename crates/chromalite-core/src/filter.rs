@@ -213,9 +213,9 @@ fn parse_document_in_where(value: &Value) -> Result<Where> {
         .as_object()
         .and_then(single_entry)
         .ok_or_else(|| bad(format!("Expected operator expression to have exactly one operator, got {value}")))?;
-    let text = operand
-        .as_str()
-        .ok_or_else(|| bad(format!("Expected operand value to be a str for operator {op} on #document, got {operand}")))?;
+    let text = operand.as_str().ok_or_else(|| {
+        bad(format!("Expected operand value to be a str for operator {op} on #document, got {operand}"))
+    })?;
     let doc = match op.as_str() {
         "$contains" => WhereDocument::Contains(text.to_owned()),
         "$not_contains" => WhereDocument::NotContains(text.to_owned()),
@@ -258,7 +258,9 @@ fn parse_field_op(value: &Value) -> Result<FieldOp> {
 fn parse_comparison(op: &str, operand: &Value) -> Result<FieldOp> {
     let s = match operand {
         Value::Number(n) => Scalar::from_json(&Value::Number(n.clone())).unwrap_or(Scalar::Float(f64::NAN)),
-        _ => return Err(bad(format!("Expected operand value to be an int or a float for operator {op}, got {operand}"))),
+        _ => {
+            return Err(bad(format!("Expected operand value to be an int or a float for operator {op}, got {operand}")))
+        }
     };
     Ok(match op {
         "$gt" => FieldOp::Gt(s),
@@ -336,9 +338,9 @@ impl WhereDocument {
                 "Expected where document operator to be one of $contains, $not_contains, $regex, $not_regex, $and, $or, got {op}"
             )));
         }
-        let text = operand
-            .as_str()
-            .ok_or_else(|| bad(format!("Expected where document operand value for operator {op} to be a str, got {operand}")))?;
+        let text = operand.as_str().ok_or_else(|| {
+            bad(format!("Expected where document operand value for operator {op} to be a str, got {operand}"))
+        })?;
         if text.is_empty() {
             return Err(bad(format!("Expected where document operand value for operator {op} to be a non-empty str")));
         }

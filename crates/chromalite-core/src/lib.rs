@@ -37,8 +37,8 @@ pub mod wire;
 
 pub use backend::VectorBackend;
 pub use collection::{
-    CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, HnswConfig, ModifyCollection, Space,
-    Tenant, DEFAULT_DATABASE, DEFAULT_TENANT, new_uuid,
+    new_uuid, CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, HnswConfig, ModifyCollection,
+    Space, Tenant, DEFAULT_DATABASE, DEFAULT_TENANT,
 };
 pub use embedding::{EmbeddingError, EmbeddingFunction};
 pub use error::{Error, ErrorKind, Result};

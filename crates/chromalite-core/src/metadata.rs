@@ -134,10 +134,18 @@ impl MetadataArray {
             return Err("metadata array elements must all have the same type".into());
         }
         Ok(match first {
-            Scalar::Bool(_) => MetadataArray::Bool(items.into_iter().filter_map(|s| if let Scalar::Bool(b) = s { Some(b) } else { None }).collect()),
-            Scalar::Int(_) => MetadataArray::Int(items.into_iter().filter_map(|s| if let Scalar::Int(i) = s { Some(i) } else { None }).collect()),
-            Scalar::Float(_) => MetadataArray::Float(items.into_iter().filter_map(|s| if let Scalar::Float(f) = s { Some(f) } else { None }).collect()),
-            Scalar::Str(_) => MetadataArray::Str(items.into_iter().filter_map(|s| if let Scalar::Str(t) = s { Some(t) } else { None }).collect()),
+            Scalar::Bool(_) => MetadataArray::Bool(
+                items.into_iter().filter_map(|s| if let Scalar::Bool(b) = s { Some(b) } else { None }).collect(),
+            ),
+            Scalar::Int(_) => MetadataArray::Int(
+                items.into_iter().filter_map(|s| if let Scalar::Int(i) = s { Some(i) } else { None }).collect(),
+            ),
+            Scalar::Float(_) => MetadataArray::Float(
+                items.into_iter().filter_map(|s| if let Scalar::Float(f) = s { Some(f) } else { None }).collect(),
+            ),
+            Scalar::Str(_) => MetadataArray::Str(
+                items.into_iter().filter_map(|s| if let Scalar::Str(t) = s { Some(t) } else { None }).collect(),
+            ),
         })
     }
 }
@@ -152,11 +160,16 @@ impl MetadataValue {
             serde_json::Value::Array(items) => {
                 let scalars = items
                     .iter()
-                    .map(|i| Scalar::from_json(i).ok_or_else(|| format!("metadata array elements must be str, int, float or bool, got {i}")))
+                    .map(|i| {
+                        Scalar::from_json(i)
+                            .ok_or_else(|| format!("metadata array elements must be str, int, float or bool, got {i}"))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 MetadataArray::from_scalars(scalars).map(MetadataValue::Array)
             }
-            other => Err(format!("metadata values must be str, int, float, bool or a list of one of those, got {other}")),
+            other => {
+                Err(format!("metadata values must be str, int, float, bool or a list of one of those, got {other}"))
+            }
         }
     }
 
@@ -210,9 +223,7 @@ impl_from!(bool => Bool, i64 => Int, i32 => Int, f64 => Float, String => Str, &s
 /// Parses a JSON object into [`Metadata`]; `null` values are rejected.
 pub fn metadata_from_json(v: &serde_json::Value) -> Result<Metadata, String> {
     let obj = v.as_object().ok_or_else(|| format!("metadata must be a JSON object, got {v}"))?;
-    obj.iter()
-        .map(|(k, v)| MetadataValue::from_json(v).map(|mv| (k.clone(), mv)))
-        .collect()
+    obj.iter().map(|(k, v)| MetadataValue::from_json(v).map(|mv| (k.clone(), mv))).collect()
 }
 
 /// Parses a JSON object into [`UpdateMetadata`]; `null` values mean "remove this key".

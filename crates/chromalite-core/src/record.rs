@@ -141,7 +141,12 @@ pub struct QueryRequest {
 
 impl Default for QueryRequest {
     fn default() -> Self {
-        QueryRequest { embeddings: Vec::new(), n_results: 10, selection: Selection::default(), include: Include::QUERY_DEFAULT.to_vec() }
+        QueryRequest {
+            embeddings: Vec::new(),
+            n_results: 10,
+            selection: Selection::default(),
+            include: Include::QUERY_DEFAULT.to_vec(),
+        }
     }
 }
 

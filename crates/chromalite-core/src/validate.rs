@@ -29,7 +29,9 @@ pub fn collection_name(name: &str) -> Result<()> {
         )));
     }
     if name.contains("..") {
-        return Err(Error::invalid(format!("Expected a name that does not contains two consecutive periods (..). Got {name}")));
+        return Err(Error::invalid(format!(
+            "Expected a name that does not contains two consecutive periods (..). Got {name}"
+        )));
     }
     if name.parse::<std::net::IpAddr>().is_ok() {
         return Err(Error::invalid(format!("Expected a name that is not a valid ip address. Got {name}")));
@@ -94,7 +96,9 @@ pub fn record_batch(batch: &RecordBatch, op: WriteOp, dimension: Option<usize>) 
 
 fn check_len(what: &str, got: Option<usize>, n: usize) -> Result<()> {
     match got {
-        Some(len) if len != n => Err(Error::invalid(format!("Number of {what} ({len}) must match number of ids ({n})"))),
+        Some(len) if len != n => {
+            Err(Error::invalid(format!("Number of {what} ({len}) must match number of ids ({n})")))
+        }
         _ => Ok(()),
     }
 }
@@ -107,13 +111,17 @@ pub fn embeddings(embs: &[Vec<f32>], dimension: Option<usize>) -> Result<()> {
     let expected = dimension.unwrap_or(embs[0].len());
     for (i, e) in embs.iter().enumerate() {
         if e.is_empty() {
-            return Err(Error::invalid(format!("Expected each embedding to have at least 1 value, got none at pos {i}")));
+            return Err(Error::invalid(format!(
+                "Expected each embedding to have at least 1 value, got none at pos {i}"
+            )));
         }
         if e.len() != expected {
             return Err(Error::DimensionMismatch { expected, got: e.len() });
         }
         if e.iter().any(|x| !x.is_finite()) {
-            return Err(Error::invalid(format!("Expected embedding values to be finite numbers, got a NaN or infinity at pos {i}")));
+            return Err(Error::invalid(format!(
+                "Expected embedding values to be finite numbers, got a NaN or infinity at pos {i}"
+            )));
         }
     }
     Ok(())

@@ -21,20 +21,23 @@ pub fn ids(v: &Value) -> Result<Vec<String>> {
     let items = v.as_array().ok_or_else(|| Error::invalid(format!("Expected IDs to be a list, got {v}")))?;
     items
         .iter()
-        .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| Error::invalid(format!("Expected ID to be a str, got {i}"))))
+        .map(|i| {
+            i.as_str().map(str::to_owned).ok_or_else(|| Error::invalid(format!("Expected ID to be a str, got {i}")))
+        })
         .collect()
 }
 
 /// One vector of numbers.
 pub fn embedding(v: &Value) -> Result<Vec<f32>> {
-    let items = v.as_array().ok_or_else(|| Error::invalid(format!("Expected an embedding to be a list of numbers, got {v}")))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| Error::invalid(format!("Expected an embedding to be a list of numbers, got {v}")))?;
     items
         .iter()
         .map(|x| {
-            x.as_f64()
-                .filter(|_| !x.is_boolean())
-                .map(|f| f as f32)
-                .ok_or_else(|| Error::invalid(format!("Expected each value in the embedding to be a int or float, got {x}")))
+            x.as_f64().filter(|_| !x.is_boolean()).map(|f| f as f32).ok_or_else(|| {
+                Error::invalid(format!("Expected each value in the embedding to be a int or float, got {x}"))
+            })
         })
         .collect()
 }
@@ -63,7 +66,13 @@ pub fn metadatas(v: &Value) -> Result<Vec<Option<UpdateMetadata>>> {
     let items = v.as_array().ok_or_else(|| Error::invalid(format!("Expected metadatas to be a list, got {v}")))?;
     items
         .iter()
-        .map(|m| if m.is_null() { Ok(None) } else { update_metadata_from_json(m).map(Some).map_err(Error::InvalidArgument) })
+        .map(|m| {
+            if m.is_null() {
+                Ok(None)
+            } else {
+                update_metadata_from_json(m).map(Some).map_err(Error::InvalidArgument)
+            }
+        })
         .collect()
 }
 
@@ -111,7 +120,11 @@ pub fn include(v: Option<&Value>, default: &[Include]) -> Result<Vec<Include>> {
     let items = v.as_array().ok_or_else(|| Error::invalid(format!("Expected include to be a list, got {v}")))?;
     items
         .iter()
-        .map(|i| i.as_str().ok_or_else(|| Error::invalid(format!("Expected include item to be a str, got {i}"))).and_then(Include::parse))
+        .map(|i| {
+            i.as_str()
+                .ok_or_else(|| Error::invalid(format!("Expected include item to be a str, got {i}")))
+                .and_then(Include::parse)
+        })
         .collect()
 }
 
@@ -144,7 +157,10 @@ pub fn query_request(obj: &Value) -> Result<QueryRequest> {
     let embs = embeddings(obj.get("query_embeddings").unwrap_or(&Value::Null))?;
     let n_results = match present(obj, "n_results") {
         None => 10,
-        Some(v) => validate::n_results(v.as_i64().ok_or_else(|| Error::invalid(format!("Expected requested number of results to be a int, got {v}")))?)?,
+        Some(v) => validate::n_results(
+            v.as_i64()
+                .ok_or_else(|| Error::invalid(format!("Expected requested number of results to be a int, got {v}")))?,
+        )?,
     };
     Ok(QueryRequest {
         embeddings: embs,

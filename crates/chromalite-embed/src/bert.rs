@@ -68,7 +68,10 @@ impl BertConfig {
                 None => Ok(()),
                 Some(x) => {
                     *slot = x.as_u64().and_then(|n| usize::try_from(n).ok()).filter(|&n| n > 0).ok_or_else(|| {
-                        EmbedError::InvalidModel { path: path.to_owned(), reason: format!("{key} must be a positive integer, got {x}") }
+                        EmbedError::InvalidModel {
+                            path: path.to_owned(),
+                            reason: format!("{key} must be a positive integer, got {x}"),
+                        }
                     })?;
                     Ok(())
                 }
@@ -85,7 +88,10 @@ impl BertConfig {
             c.layer_norm_eps = eps as f32;
         }
         if c.hidden_size % c.num_attention_heads != 0 {
-            return Err(bad(format!("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size, c.num_attention_heads)));
+            return Err(bad(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                c.hidden_size, c.num_attention_heads
+            )));
         }
         Ok(c)
     }
@@ -187,11 +193,20 @@ impl Tensors<'_> {
     }
 
     fn linear(&self, name: &str, n_out: usize, n_in: usize) -> Result<Linear, EmbedError> {
-        Ok(Linear { w: self.get(&format!("{name}.weight"), &[n_out, n_in])?, b: self.get(&format!("{name}.bias"), &[n_out])?, n_in, n_out })
+        Ok(Linear {
+            w: self.get(&format!("{name}.weight"), &[n_out, n_in])?,
+            b: self.get(&format!("{name}.bias"), &[n_out])?,
+            n_in,
+            n_out,
+        })
     }
 
     fn norm(&self, name: &str, n: usize, eps: f32) -> Result<LayerNorm, EmbedError> {
-        Ok(LayerNorm { gamma: self.get(&format!("{name}.weight"), &[n])?, beta: self.get(&format!("{name}.bias"), &[n])?, eps })
+        Ok(LayerNorm {
+            gamma: self.get(&format!("{name}.weight"), &[n])?,
+            beta: self.get(&format!("{name}.bias"), &[n])?,
+            eps,
+        })
     }
 }
 
@@ -199,8 +214,10 @@ impl Bert {
     /// Loads the encoder's weights from the bytes of `model.safetensors`.
     #[allow(clippy::many_single_char_names)] // h, d, n, q, k, v, p: the notation of the BERT paper
     pub fn load(path: &Path, bytes: &[u8], config: BertConfig) -> Result<Bert, EmbedError> {
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| EmbedError::InvalidModel { path: path.to_owned(), reason: format!("not a safetensors file: {e}") })?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| EmbedError::InvalidModel {
+            path: path.to_owned(),
+            reason: format!("not a safetensors file: {e}"),
+        })?;
         let prefix = if st.names().iter().any(|n| n.starts_with("bert.")) { "bert." } else { "" };
         let t = Tensors { st, path, prefix };
         let (h, c) = (config.hidden_size, &config);
@@ -389,7 +406,8 @@ mod tests {
                     + t * (0.096_784_18
                         + t * (-0.186_288_06
                             + t * (0.278_868_07
-                                + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
         let erfc = t * poly.exp();
         if x >= 0.0 {
             1.0 - erfc
@@ -410,7 +428,8 @@ mod tests {
 
     #[test]
     fn erf_matches_known_values() {
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3), (3.5, 0.999_999_3)] {
+        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3), (3.5, 0.999_999_3)]
+        {
             assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {} want {want}", erf(x));
         }
     }

@@ -47,7 +47,8 @@ pub enum EmbedError {
 
 fn list(searched: &[Searched]) -> String {
     if searched.is_empty() {
-        return "nowhere (no explicit path, CHROMALITE_MODEL_DIR unset, no home directory for the Hugging Face cache)".into();
+        return "nowhere (no explicit path, CHROMALITE_MODEL_DIR unset, no home directory for the Hugging Face cache)"
+            .into();
     }
     searched.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }

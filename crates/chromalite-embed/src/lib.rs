@@ -114,11 +114,16 @@ impl MiniLm {
         // Sequences are packed, never padded (see `bert`).
         tokenizer.with_padding(None);
         if tokenizer.get_vocab_size(true) > config.vocab_size {
-            return Err(bad_tok(format!("vocabulary of {} tokens exceeds the model's {}", tokenizer.get_vocab_size(true), config.vocab_size)));
+            return Err(bad_tok(format!(
+                "vocabulary of {} tokens exceeds the model's {}",
+                tokenizer.get_vocab_size(true),
+                config.vocab_size
+            )));
         }
 
         let weights_path = dir.join("model.safetensors");
-        let bytes = std::fs::read(&weights_path).map_err(|source| EmbedError::Io { path: weights_path.clone(), source })?;
+        let bytes =
+            std::fs::read(&weights_path).map_err(|source| EmbedError::Io { path: weights_path.clone(), source })?;
         let bert = bert::Bert::load(&weights_path, &bytes, config)?;
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(MiniLm { bert, tokenizer, max_tokens, batch_size: DEFAULT_BATCH_SIZE, threads, dir: dir.to_owned() })
@@ -175,7 +180,6 @@ impl MiniLm {
         }
         Ok((ids, types))
     }
-
 
     /// Embeds one batch, splitting it over threads by token count.
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
@@ -251,7 +255,8 @@ fn missing_files(dir: &Path) -> Option<String> {
     if !dir.is_dir() {
         return Some("no such directory".into());
     }
-    let missing: Vec<&str> = ["model.safetensors", "tokenizer.json"].into_iter().filter(|f| !dir.join(f).is_file()).collect();
+    let missing: Vec<&str> =
+        ["model.safetensors", "tokenizer.json"].into_iter().filter(|f| !dir.join(f).is_file()).collect();
     (!missing.is_empty()).then(|| format!("no {}", missing.join(" or ")))
 }
 

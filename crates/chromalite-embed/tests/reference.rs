@@ -39,7 +39,11 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 fn matches_reference_vectors() {
     let Some(model) = model() else { return };
     let r = reference();
-    assert_eq!(r["max_tokens"].as_u64(), Some(model.max_tokens() as u64), "reference computed with another token limit");
+    assert_eq!(
+        r["max_tokens"].as_u64(),
+        Some(model.max_tokens() as u64),
+        "reference computed with another token limit"
+    );
     let sentences: Vec<&str> = r["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     let expected: Vec<Vec<f32>> = r["embeddings"]
         .as_array()
@@ -88,6 +92,8 @@ fn recognises_chromadb_names_for_the_same_model() {
     assert_eq!(model.configuration_json(), known("default", serde_json::json!({})));
     assert!(model.is_recorded_as(&known("onnx_mini_lm_l6_v2", serde_json::json!({"preferred_providers": null}))));
     assert!(model.is_recorded_as(&known("sentence_transformer", serde_json::json!({"model_name": "all-MiniLM-L6-v2"}))));
-    assert!(!model.is_recorded_as(&known("sentence_transformer", serde_json::json!({"model_name": "all-mpnet-base-v2"}))));
+    assert!(
+        !model.is_recorded_as(&known("sentence_transformer", serde_json::json!({"model_name": "all-mpnet-base-v2"})))
+    );
     assert!(!model.is_recorded_as(&known("openai", serde_json::json!({}))));
 }

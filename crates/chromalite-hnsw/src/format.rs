@@ -230,11 +230,9 @@ fn read_prefix(f: File, n: u64, path: &Path) -> Result<Vec<u8>, HnswError> {
 fn need(file: &str, have: u64, needed: Option<u64>, what: &str) -> Result<u64, HnswError> {
     match needed {
         Some(n) if n <= have => Ok(n),
-        Some(n) => Err(HnswError::corrupt(
-            file,
-            "file_length",
-            format!("{what} needs {n} bytes but the file has {have}"),
-        )),
+        Some(n) => {
+            Err(HnswError::corrupt(file, "file_length", format!("{what} needs {n} bytes but the file has {have}")))
+        }
         None => Err(HnswError::corrupt(file, "file_length", format!("{what} overflows a 64-bit size"))),
     }
 }
@@ -267,7 +265,11 @@ impl Index {
         let dneed = need(DATA_LEVEL0_FILE, dlen, count.checked_mul(rec), "cur_element_count records")?;
         // Decoded record by record from the file: the index's arrays are the only copy in memory
         // (a whole-file buffer would double peak memory and the time spent faulting it in).
-        let level0 = Records::File { reader: BufReader::with_capacity(1 << 20, df.take(dneed)), buf: Vec::new(), path: dp.clone() };
+        let level0 = Records::File {
+            reader: BufReader::with_capacity(1 << 20, df.take(dneed)),
+            buf: Vec::new(),
+            path: dp.clone(),
+        };
 
         // length.bin
         let lp = dir.join(LENGTH_FILE);
@@ -410,7 +412,11 @@ impl Records<'_> {
                 buf.resize(rec, 0);
                 reader.read_exact(buf).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        HnswError::corrupt(DATA_LEVEL0_FILE, "file_length", format!("file shrank while reading element {i}"))
+                        HnswError::corrupt(
+                            DATA_LEVEL0_FILE,
+                            "file_length",
+                            format!("file shrank while reading element {i}"),
+                        )
                     } else {
                         HnswError::io(path.clone(), e)
                     }
@@ -486,9 +492,9 @@ fn decode_elements(
         if index.links0[i * (max_m0 + 1)].load(Ordering::Relaxed) & DELETE_BIT != 0 {
             deleted = true;
         }
-        index.vectors.extend(
-            r[off_data..off_label].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
+        index
+            .vectors
+            .extend(r[off_data..off_label].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
         let mut lb = [0u8; 8];
         lb.copy_from_slice(&r[off_label..off_label + 8]);
         let label = u64::from_le_bytes(lb);
@@ -523,10 +529,7 @@ fn decode_elements(
             return Err(HnswError::corrupt(
                 HEADER_FILE,
                 "enterpoint_node",
-                format!(
-                    "entry point {ep} has level {}, but maxlevel is {max_level}",
-                    index.levels[ep as usize]
-                ),
+                format!("entry point {ep} has level {}, but maxlevel is {max_level}", index.levels[ep as usize]),
             ));
         }
         index.entry.store(((max_level as u64) << 32) | u64::from(ep), Ordering::Release);

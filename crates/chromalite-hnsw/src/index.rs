@@ -997,7 +997,12 @@ impl Index {
 
     /// hnswlib's `searchKnn`: greedy descent, then `searchBaseLayerST` with
     /// `max(ef, k)`.
-    pub(crate) fn search_graph(&self, q: &[f32], k: usize, filter: Option<&(dyn Fn(u64) -> bool + Sync)>) -> Vec<(u64, f32)> {
+    pub(crate) fn search_graph(
+        &self,
+        q: &[f32],
+        k: usize,
+        filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> Vec<(u64, f32)> {
         let Some((ep, max_level)) = decode_entry(self.entry.load(Ordering::Acquire)) else {
             return Vec::new();
         };

@@ -258,11 +258,7 @@ fn save_load_round_trip_is_identical() {
         let dir2 = tempfile::tempdir().unwrap();
         loaded.save(dir2.path()).unwrap();
         for f in [HEADER_FILE, DATA_LEVEL0_FILE, LENGTH_FILE, LINK_LISTS_FILE] {
-            assert_eq!(
-                std::fs::read(dir.path().join(f)).unwrap(),
-                std::fs::read(dir2.path().join(f)).unwrap(),
-                "{f}"
-            );
+            assert_eq!(std::fs::read(dir.path().join(f)).unwrap(), std::fs::read(dir2.path().join(f)).unwrap(), "{f}");
         }
         // No temp files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);

@@ -56,22 +56,26 @@ fn check(dir: &Path, files: &[Vec<u8>], what: &str, tally: &mut Tally) {
     for (name, bytes) in FILES.iter().zip(files) {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
-    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<Option<HnswError>, String> { match Index::load(dir, DIM, Space::Cosine, 10) {
-        Ok(mut idx) => {
-            let q = vec![0.5; DIM];
-            let _ = idx.search(&q, 5, None).unwrap();
-            let odd = |l: u64| l % 2 == 1;
-            let _ = idx.search(&q, 5, Some(&odd)).unwrap();
-            idx.insert(10_000, &q).unwrap();
-            idx.insert(3, &[0.1; DIM]).unwrap();
-            let _ = idx.mark_deleted(5);
-            let out = tempfile::tempdir().unwrap();
-            idx.save(out.path()).unwrap();
-            Index::load(out.path(), DIM, Space::Cosine, 10).map(|_| ()).map_err(|e| format!("re-load failed: {e}"))?;
-            Ok(None)
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<Option<HnswError>, String> {
+        match Index::load(dir, DIM, Space::Cosine, 10) {
+            Ok(mut idx) => {
+                let q = vec![0.5; DIM];
+                let _ = idx.search(&q, 5, None).unwrap();
+                let odd = |l: u64| l % 2 == 1;
+                let _ = idx.search(&q, 5, Some(&odd)).unwrap();
+                idx.insert(10_000, &q).unwrap();
+                idx.insert(3, &[0.1; DIM]).unwrap();
+                let _ = idx.mark_deleted(5);
+                let out = tempfile::tempdir().unwrap();
+                idx.save(out.path()).unwrap();
+                Index::load(out.path(), DIM, Space::Cosine, 10)
+                    .map(|_| ())
+                    .map_err(|e| format!("re-load failed: {e}"))?;
+                Ok(None)
+            }
+            Err(e) => Ok(Some(e)),
         }
-        Err(e) => Ok(Some(e)),
-    }}));
+    }));
     match outcome {
         Err(payload) => panic!("PANIC on mutation: {what}: {:?}", payload.downcast_ref::<String>()),
         Ok(Err(msg)) => panic!("mutation {what}: {msg}"),

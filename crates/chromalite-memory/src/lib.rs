@@ -27,8 +27,8 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use chromalite_core::validate::{self, WriteOp};
 use chromalite_core::{
     new_uuid, CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, Error, GetRequest, GetResult,
-    ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend, DEFAULT_DATABASE,
-    DEFAULT_TENANT,
+    ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
+    DEFAULT_DATABASE, DEFAULT_TENANT,
 };
 
 use records::Records;
@@ -233,7 +233,8 @@ impl VectorBackend for MemoryBackend {
             validate::modify_metadata(m)?;
         }
         let mut state = self.write();
-        let id = state.find(db, name)?.map(|c| c.info.id.clone()).ok_or_else(|| Error::not_found("collection", name))?;
+        let id =
+            state.find(db, name)?.map(|c| c.info.id.clone()).ok_or_else(|| Error::not_found("collection", name))?;
         if let Some(n) = req.new_name.as_ref().filter(|n| *n != name) {
             if state.find(db, n)?.is_some() {
                 return Err(Error::already_exists("collection", n));
@@ -254,7 +255,8 @@ impl VectorBackend for MemoryBackend {
 
     fn delete_collection(&self, db: &DatabaseRef, name: &str) -> Result<()> {
         let mut state = self.write();
-        let id = state.find(db, name)?.map(|c| c.info.id.clone()).ok_or_else(|| Error::not_found("collection", name))?;
+        let id =
+            state.find(db, name)?.map(|c| c.info.id.clone()).ok_or_else(|| Error::not_found("collection", name))?;
         state.collections.remove(&id);
         Ok(())
     }

@@ -133,5 +133,10 @@ impl Records {
 }
 
 fn to_record(r: &Stored) -> Record {
-    Record { id: r.id.clone(), embedding: Some(r.embedding.clone()), document: r.document.clone(), metadata: r.metadata.clone() }
+    Record {
+        id: r.id.clone(),
+        embedding: Some(r.embedding.clone()),
+        document: r.document.clone(),
+        metadata: r.metadata.clone(),
+    }
 }

@@ -132,12 +132,15 @@ impl VectorBackend for RemoteBackend {
 
     fn heartbeat(&self) -> Result<u64> {
         let v = self.call(&Call::new(Method::Get, "/api/v2/heartbeat".into(), Subject::Server))?;
-        v.get("nanosecond heartbeat").and_then(Value::as_u64).ok_or_else(|| Error::Internal(format!("unexpected heartbeat answer: {v}")))
+        v.get("nanosecond heartbeat")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Error::Internal(format!("unexpected heartbeat answer: {v}")))
     }
 
     fn create_tenant(&self, name: &str) -> Result<()> {
         validate::tenant_or_database_name("tenant", name)?;
-        let call = Call::new(Method::Post, "/api/v2/tenants".into(), Subject::Tenant(name.into())).body(json!({"name": name}));
+        let call =
+            Call::new(Method::Post, "/api/v2/tenants".into(), Subject::Tenant(name.into())).body(json!({"name": name}));
         self.call(&call).map(drop)
     }
 
@@ -150,19 +153,30 @@ impl VectorBackend for RemoteBackend {
     fn create_database(&self, db: &DatabaseRef) -> Result<()> {
         validate::tenant_or_database_name("database", &db.database)?;
         let path = format!("/api/v2/tenants/{}/databases", segment(&db.tenant));
-        let call = Call::new(Method::Post, path, Subject::Database(db.database.clone())).body(json!({"name": db.database}));
+        let call =
+            Call::new(Method::Post, path, Subject::Database(db.database.clone())).body(json!({"name": db.database}));
         self.call(&call).map(drop)
     }
 
     fn get_database(&self, db: &DatabaseRef) -> Result<Database> {
-        convert::database(&self.call(&Call::new(Method::Get, Self::db_path(db), Subject::Database(db.database.clone())))?)
+        convert::database(&self.call(&Call::new(
+            Method::Get,
+            Self::db_path(db),
+            Subject::Database(db.database.clone()),
+        ))?)
     }
 
     fn list_databases(&self, tenant: &str, limit: Option<usize>, offset: usize) -> Result<Vec<Database>> {
         let path = format!("/api/v2/tenants/{}/databases", segment(tenant));
-        let call = Call::new(Method::Get, path, Subject::Tenant(tenant.into())).query("limit", limit).query("offset", Some(offset));
+        let call = Call::new(Method::Get, path, Subject::Tenant(tenant.into()))
+            .query("limit", limit)
+            .query("offset", Some(offset));
         let v = self.call(&call)?;
-        v.as_array().ok_or_else(|| Error::Internal(format!("unexpected list_databases answer: {v}")))?.iter().map(convert::database).collect()
+        v.as_array()
+            .ok_or_else(|| Error::Internal(format!("unexpected list_databases answer: {v}")))?
+            .iter()
+            .map(convert::database)
+            .collect()
     }
 
     fn delete_database(&self, db: &DatabaseRef) -> Result<()> {
@@ -188,7 +202,9 @@ impl VectorBackend for RemoteBackend {
 
     fn list_collections(&self, db: &DatabaseRef, limit: Option<usize>, offset: usize) -> Result<Vec<CollectionInfo>> {
         let path = format!("{}/collections", Self::db_path(db));
-        let call = Call::new(Method::Get, path, Subject::Database(db.database.clone())).query("limit", limit).query("offset", Some(offset));
+        let call = Call::new(Method::Get, path, Subject::Database(db.database.clone()))
+            .query("limit", limit)
+            .query("offset", Some(offset));
         convert::collections(&self.call(&call)?)
     }
 

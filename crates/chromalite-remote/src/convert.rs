@@ -22,7 +22,9 @@ fn str_field<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a str> {
 pub(crate) fn collection(v: &Value) -> Result<CollectionInfo> {
     let metadata = match v.get("metadata") {
         None | Some(Value::Null) => None,
-        Some(m) => Some(metadata_from_json(m).map_err(|e| Error::Internal(format!("collection metadata from server: {e}")))?),
+        Some(m) => {
+            Some(metadata_from_json(m).map_err(|e| Error::Internal(format!("collection metadata from server: {e}")))?)
+        }
     };
     // The server owns the configuration and applies it itself; a key this version does not know
     // (a newer server) must not make the collection unusable, so fall back to the defaults.
@@ -57,7 +59,11 @@ pub(crate) fn count(v: &Value) -> Result<usize> {
 }
 
 fn update_metadata_json(m: &UpdateMetadata) -> Value {
-    Value::Object(m.iter().map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, chromalite_core::MetadataValue::to_json))).collect())
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, chromalite_core::MetadataValue::to_json)))
+            .collect(),
+    )
 }
 
 fn embeddings_json(e: &[Vec<f32>]) -> Value {
@@ -68,7 +74,9 @@ fn embeddings_json(e: &[Vec<f32>]) -> Value {
 /// the little-endian `f32` bytes. A quarter of the size of decimal text, exact, and the server
 /// skips parsing decimals (a 20,000 × 384 import runs about twice as fast).
 fn embeddings_base64(e: &[Vec<f32>]) -> Value {
-    Value::Array(e.iter().map(|v| Value::String(base64(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()))).collect())
+    Value::Array(
+        e.iter().map(|v| Value::String(base64(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()))).collect(),
+    )
 }
 
 /// Standard base64 with padding (RFC 4648 §4).
@@ -104,7 +112,10 @@ pub(crate) fn selection(s: &Selection) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("ids".into(), s.ids.as_ref().map_or(Value::Null, |i| json!(i)));
     body.insert("where".into(), s.where_.as_ref().map_or(Value::Null, chromalite_core::Where::to_json));
-    body.insert("where_document".into(), s.where_document.as_ref().map_or(Value::Null, chromalite_core::WhereDocument::to_json));
+    body.insert(
+        "where_document".into(),
+        s.where_document.as_ref().map_or(Value::Null, chromalite_core::WhereDocument::to_json),
+    );
     body
 }
 
@@ -164,7 +175,18 @@ fn opt_strings(v: &Value, n: usize, what: &str) -> Result<Vec<Option<String>>> {
     if v.is_null() {
         return Ok(vec![None; n]);
     }
-    array(v, what)?.iter().map(|s| if s.is_null() { Ok(None) } else { s.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| shape(what, s)) }).collect()
+    array(v, what)?
+        .iter()
+        .map(
+            |s| {
+                if s.is_null() {
+                    Ok(None)
+                } else {
+                    s.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| shape(what, s))
+                }
+            },
+        )
+        .collect()
 }
 
 fn floats(v: &Value, what: &str) -> Result<Vec<f32>> {
@@ -190,7 +212,9 @@ fn metadatas(v: &Value, n: usize) -> Result<Vec<Option<Metadata>>> {
         .iter()
         .map(|m| match m {
             Value::Null => Ok(None),
-            m => metadata_from_json(m).map(Some).map_err(|e| Error::Internal(format!("record metadata from server: {e}"))),
+            m => metadata_from_json(m)
+                .map(Some)
+                .map_err(|e| Error::Internal(format!("record metadata from server: {e}"))),
         })
         .collect()
 }

@@ -33,7 +33,13 @@ impl Subject {
 const MAX_MESSAGE: usize = 500;
 
 /// Builds the error for a non-2xx response.
-pub(crate) fn from_status(status: u16, retry_after: Option<Duration>, body: &[u8], subject: &Subject, secret: Option<&str>) -> Error {
+pub(crate) fn from_status(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    subject: &Subject,
+    secret: Option<&str>,
+) -> Error {
     let message = redact(&server_message(status, body), secret);
     match status {
         401 | 403 => Error::Unauthorized(message),
@@ -193,13 +199,19 @@ mod tests {
 
     #[test]
     fn statuses_map_to_kinds() {
-        assert_eq!(status(404, r#"{"error":"NotFoundError","message":"Collection [docs] does not exist"}"#).kind(), ErrorKind::NotFound);
+        assert_eq!(
+            status(404, r#"{"error":"NotFoundError","message":"Collection [docs] does not exist"}"#).kind(),
+            ErrorKind::NotFound
+        );
         let tenant = status(404, r#"{"error":"NotFoundError","message":"Tenant [acme] not found"}"#);
         assert!(matches!(&tenant, Error::NotFound { what: "tenant", name } if name == "acme"), "{tenant:?}");
         let plain = from_status(404, None, b"no such page", &Subject::Server, None);
         assert_eq!(plain.kind(), ErrorKind::NotFound);
         assert_eq!(status(409, r#"{"error":"ChromaError","message":"exists"}"#).kind(), ErrorKind::AlreadyExists);
-        assert_eq!(status(400, r#"{"error":"InvalidArgumentError","message":"Invalid where clause"}"#).kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            status(400, r#"{"error":"InvalidArgumentError","message":"Invalid where clause"}"#).kind(),
+            ErrorKind::InvalidArgument
+        );
         assert_eq!(status(422, "unprocessable").kind(), ErrorKind::InvalidArgument);
         assert_eq!(status(401, "").kind(), ErrorKind::Unauthorized);
         assert_eq!(status(403, r#"{"error":"AuthError","message":"Forbidden"}"#).kind(), ErrorKind::Unauthorized);
@@ -217,7 +229,10 @@ mod tests {
 
     #[test]
     fn dimension_message_becomes_dimension_mismatch() {
-        let e = status(400, r#"{"error":"InvalidArgumentError","message":"Collection expecting embedding with dimension of 3, got 2"}"#);
+        let e = status(
+            400,
+            r#"{"error":"InvalidArgumentError","message":"Collection expecting embedding with dimension of 3, got 2"}"#,
+        );
         assert!(matches!(e, Error::DimensionMismatch { expected: 3, got: 2 }), "{e:?}");
     }
 

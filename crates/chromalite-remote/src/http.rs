@@ -116,7 +116,8 @@ impl Endpoint {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| Error::Internal(format!("server sent invalid JSON for {}: {e}", call.path)))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Internal(format!("server sent invalid JSON for {}: {e}", call.path)))
     }
 
     /// Sends the request and reads the whole response: status, `Retry-After`, body.

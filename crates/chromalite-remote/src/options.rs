@@ -170,7 +170,11 @@ mod tests {
             assert_eq!(RemoteOptions::new(given).base_url().unwrap(), want);
         }
         for bad in ["h:8000", "ftp://h", "http://", "http://u:p@h"] {
-            assert_eq!(RemoteOptions::new(bad).base_url().unwrap_err().kind(), chromalite_core::ErrorKind::InvalidArgument, "{bad}");
+            assert_eq!(
+                RemoteOptions::new(bad).base_url().unwrap_err().kind(),
+                chromalite_core::ErrorKind::InvalidArgument,
+                "{bad}"
+            );
         }
     }
 

@@ -9,7 +9,8 @@ use chromalite_core::{DatabaseRef, Error, ErrorKind, VectorBackend};
 use chromalite_remote::{RemoteBackend, RemoteOptions};
 
 fn backend(url: &str) -> RemoteBackend {
-    let opts = RemoteOptions::new(url).connect_timeout(Duration::from_millis(500)).read_timeout(Duration::from_millis(500));
+    let opts =
+        RemoteOptions::new(url).connect_timeout(Duration::from_millis(500)).read_timeout(Duration::from_millis(500));
     RemoteBackend::with_options(&opts).expect("backend")
 }
 
@@ -20,7 +21,10 @@ fn list_error(reply: Reply) -> Error {
 
 #[test]
 fn unavailable_honours_retry_after_seconds() {
-    let err = list_error(Reply::new("503 Service Unavailable", r#"{"error":"Overloaded","message":"try later"}"#).header("Retry-After", "7"));
+    let err = list_error(
+        Reply::new("503 Service Unavailable", r#"{"error":"Overloaded","message":"try later"}"#)
+            .header("Retry-After", "7"),
+    );
     match err {
         Error::Unavailable { message, retry_after } => {
             assert_eq!(retry_after, Some(Duration::from_secs(7)));
@@ -32,13 +36,18 @@ fn unavailable_honours_retry_after_seconds() {
 
 #[test]
 fn too_many_requests_is_unavailable_with_http_date_retry_after() {
-    let err = list_error(Reply::new("429 Too Many Requests", "slow down").header("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT"));
+    let err = list_error(
+        Reply::new("429 Too Many Requests", "slow down").header("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT"),
+    );
     assert!(matches!(err, Error::Unavailable { retry_after: Some(d), .. } if d > Duration::from_hours(1)), "{err:?}");
 }
 
 #[test]
 fn client_errors_keep_the_server_message() {
-    let err = list_error(Reply::new("400 Bad Request", r#"{"error":"InvalidArgumentError","message":"Invalid where clause"}"#));
+    let err = list_error(Reply::new(
+        "400 Bad Request",
+        r#"{"error":"InvalidArgumentError","message":"Invalid where clause"}"#,
+    ));
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.to_string().contains("Invalid where clause"), "{err}");
     assert_eq!(list_error(Reply::new("401 Unauthorized", "")).kind(), ErrorKind::Unauthorized);

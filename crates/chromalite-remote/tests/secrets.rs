@@ -46,7 +46,10 @@ fn exercise(header: AuthHeader) -> String {
         AuthHeader::XChromaToken => format!("x-chroma-token: {TOKEN}"),
         AuthHeader::Bearer => format!("authorization: Bearer {TOKEN}"),
     };
-    assert!(requests.to_ascii_lowercase().contains(&expected.to_ascii_lowercase()), "token header not sent:\n{requests}");
+    assert!(
+        requests.to_ascii_lowercase().contains(&expected.to_ascii_lowercase()),
+        "token header not sent:\n{requests}"
+    );
     seen
 }
 

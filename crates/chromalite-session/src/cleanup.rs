@@ -47,7 +47,9 @@ impl CleanupService {
     /// folder directly inside the store, and no segment may reference it.
     pub fn safe_remove(&self, path: &Path) -> SessionResult<()> {
         let refuse = |reason: &str| Err(SessionError::Refused { path: path.to_path_buf(), reason: reason.into() });
-        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return refuse("no file name") };
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            return refuse("no file name");
+        };
         if path.parent() != Some(self.base.as_path()) {
             return refuse("not directly inside the store");
         }
@@ -105,7 +107,13 @@ impl CleanupService {
             result.log_entries_purged = purge(&c, true).map_err(|e| sql_error(&db, &e))?;
             return Ok(());
         }
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(|e| SessionError::io(&lock_path, e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| SessionError::io(&lock_path, e))?;
         file.try_lock_exclusive().map_err(|_| Error::Locked { path: self.base.display().to_string(), pid: None })?;
         if matches!(state, LockState::Stale { .. }) {
             file.set_len(0).map_err(|e| SessionError::io(&lock_path, e))?;
@@ -122,7 +130,8 @@ impl CleanupService {
 /// each live record's vector (the sqlite backend rebuilds a lost HNSW folder from those).
 /// Respects Chroma's `automatically_purge = false`.
 fn purge(c: &Connection, count_only: bool) -> rusqlite::Result<usize> {
-    let auto: Option<String> = c.query_row("SELECT config_json_str FROM embeddings_queue_config ORDER BY id LIMIT 1", [], |r| r.get(0)).ok();
+    let auto: Option<String> =
+        c.query_row("SELECT config_json_str FROM embeddings_queue_config ORDER BY id LIMIT 1", [], |r| r.get(0)).ok();
     if auto.is_some_and(|j| j.replace(' ', "").contains("\"automatically_purge\":false")) {
         return Ok(0);
     }
@@ -138,7 +147,11 @@ fn purge(c: &Connection, count_only: bool) -> rusqlite::Result<usize> {
                    AND id IN (SELECT embedding_id FROM embeddings WHERE segment_id = ?3) GROUP BY id)"
         );
         let p = params![topic, below, row.collection.metadata_segment];
-        total += if count_only { c.query_row(&sql, p, |r| r.get::<_, i64>(0)).map(|n| n as usize)? } else { c.execute(&sql, p)? };
+        total += if count_only {
+            c.query_row(&sql, p, |r| r.get::<_, i64>(0)).map(|n| n as usize)?
+        } else {
+            c.execute(&sql, p)?
+        };
     }
     Ok(total)
 }

@@ -118,7 +118,10 @@ fn seq(v: Option<SqlValue>) -> i64 {
 
 /// Opens `chroma.sqlite3` read-only.
 pub(crate) fn open_read_only(base: &Path) -> rusqlite::Result<Connection> {
-    let c = Connection::open_with_flags(base.join(SQLITE_FILE), OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let c = Connection::open_with_flags(
+        base.join(SQLITE_FILE),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(c)
 }
@@ -132,14 +135,28 @@ pub(crate) fn catalog(c: &Connection) -> rusqlite::Result<Vec<SegmentRow>> {
          JOIN segments m ON m.collection = c.id AND m.scope = 'METADATA' ORDER BY c.name",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, Option<String>>(6)?, r.get::<_, Option<String>>(7)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<String>>(7)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
         let (id, name, dim, config, vseg, mseg, tenant, database) = row?;
-        let records: i64 = c.query_row("SELECT COUNT(*) FROM embeddings WHERE segment_id = ?1", [&mseg], |r| r.get(0))?;
-        let pos = |s: &str| c.query_row("SELECT seq_id FROM max_seq_id WHERE segment_id = ?1", [s], |r| r.get::<_, SqlValue>(0)).optional();
-        let resolved = chromalite_sqlite::sysdb::load_collections(c, SQLITE_FILE, &chromalite_sqlite::sysdb::Filter::ById(&id));
+        let records: i64 =
+            c.query_row("SELECT COUNT(*) FROM embeddings WHERE segment_id = ?1", [&mseg], |r| r.get(0))?;
+        let pos = |s: &str| {
+            c.query_row("SELECT seq_id FROM max_seq_id WHERE segment_id = ?1", [s], |r| r.get::<_, SqlValue>(0))
+                .optional()
+        };
+        let resolved =
+            chromalite_sqlite::sysdb::load_collections(c, SQLITE_FILE, &chromalite_sqlite::sysdb::Filter::ById(&id));
         let config = match resolved.ok().and_then(|mut v| v.pop()) {
             Some(col) => col.info.config,
             None => config
@@ -149,7 +166,10 @@ pub(crate) fn catalog(c: &Connection) -> rusqlite::Result<Vec<SegmentRow>> {
         };
         out.push(SegmentRow {
             collection: CollectionReport {
-                db: DatabaseRef::new(tenant.unwrap_or_else(|| DEFAULT_TENANT.into()), database.unwrap_or_else(|| DEFAULT_DATABASE.into())),
+                db: DatabaseRef::new(
+                    tenant.unwrap_or_else(|| DEFAULT_TENANT.into()),
+                    database.unwrap_or_else(|| DEFAULT_DATABASE.into()),
+                ),
                 name,
                 id,
                 vector_segment: vseg.clone(),
@@ -194,7 +214,12 @@ fn check_sqlite(base: &Path, findings: &mut Vec<Finding>) -> Option<Vec<SegmentR
         }
         Ok((c, _)) => match catalog(&c) {
             Ok(rows) => return Some(rows),
-            Err(e) => findings.push(damage(SQLITE_FILE, "catalog", format!("cannot read collections/segments: {e}"), Fix::RestoreSqlite)),
+            Err(e) => findings.push(damage(
+                SQLITE_FILE,
+                "catalog",
+                format!("cannot read collections/segments: {e}"),
+                Fix::RestoreSqlite,
+            )),
         },
     }
     None
@@ -220,7 +245,15 @@ fn check_segment(base: &Path, row: &SegmentRow, findings: &mut Vec<Finding>) -> 
     let present: Vec<&str> = SEGMENT_FILES.iter().copied().filter(|f| folder.join(f).is_file()).collect();
     if present.is_empty() {
         if row.vector_seq > 0 {
-            findings.push(damage(seg.clone(), "exists", format!("segment folder of {:?} is missing or empty but SQLite says it holds the log up to {}", col.name, row.vector_seq), fix));
+            findings.push(damage(
+                seg.clone(),
+                "exists",
+                format!(
+                    "segment folder of {:?} is missing or empty but SQLite says it holds the log up to {}",
+                    col.name, row.vector_seq
+                ),
+                fix,
+            ));
         }
         return None;
     }
@@ -259,17 +292,35 @@ fn check_segment(base: &Path, row: &SegmentRow, findings: &mut Vec<Finding>) -> 
 }
 
 /// The label map against the index and against `SQLite`.
-fn check_labels(seg: &str, row: &SegmentRow, pickle: &SegmentMetadata, index: &Index, fix: &Fix, findings: &mut Vec<Finding>) {
+fn check_labels(
+    seg: &str,
+    row: &SegmentRow,
+    pickle: &SegmentMetadata,
+    index: &Index,
+    fix: &Fix,
+    findings: &mut Vec<Finding>,
+) {
     let file = format!("{seg}/{}", SEGMENT_FILES[4]);
-    if let Some((id, label)) = pickle.id_to_label.iter().find(|(_, l)| !index.contains(**l) || index.is_marked_deleted(**l)) {
-        findings.push(damage(file.clone(), "id_to_label", format!("id {id:?} maps to label {label}, not a live element of the index"), fix.clone()));
+    if let Some((id, label)) =
+        pickle.id_to_label.iter().find(|(_, l)| !index.contains(**l) || index.is_marked_deleted(**l))
+    {
+        findings.push(damage(
+            file.clone(),
+            "id_to_label",
+            format!("id {id:?} maps to label {label}, not a live element of the index"),
+            fix.clone(),
+        ));
     }
     // The snapshot only has to match SQLite when it is as new as the metadata segment.
     if row.vector_seq >= row.metadata_seq && pickle.id_to_label.len() != row.collection.records {
         findings.push(damage(
             file,
             "label_count",
-            format!("{} ids in the label map, {} records in SQLite at the same log position", pickle.id_to_label.len(), row.collection.records),
+            format!(
+                "{} ids in the label map, {} records in SQLite at the same log position",
+                pickle.id_to_label.len(),
+                row.collection.records
+            ),
             fix.clone(),
         ));
     }
@@ -280,10 +331,17 @@ fn check_labels(seg: &str, row: &SegmentRow, pickle: &SegmentMetadata, index: &I
 /// leaves every size check intact.
 fn check_norms(seg: &str, pickle: &SegmentMetadata, index: &Index, fix: &Fix, findings: &mut Vec<Finding>) {
     let bad = pickle.id_to_label.iter().find(|(_, label)| {
-        index.get_original_vector(**label).is_some_and(|v| !v.iter().all(|x| x.is_finite()) || v.iter().all(|x| *x == 0.0))
+        index
+            .get_original_vector(**label)
+            .is_some_and(|v| !v.iter().all(|x| x.is_finite()) || v.iter().all(|x| *x == 0.0))
     });
     if let Some((id, label)) = bad {
-        findings.push(damage(format!("{seg}/{}", SEGMENT_FILES[2]), "norm", format!("the norm of {id:?} (label {label}) is zero or not finite"), fix.clone()));
+        findings.push(damage(
+            format!("{seg}/{}", SEGMENT_FILES[2]),
+            "norm",
+            format!("the norm of {id:?} (label {label}) is zero or not finite"),
+            fix.clone(),
+        ));
     }
 }
 
@@ -291,7 +349,8 @@ fn check_norms(seg: &str, pickle: &SegmentMetadata, index: &Index, fix: &Fix, fi
 pub(crate) fn leftovers(base: &Path, referenced: &[String]) -> Vec<Finding> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(base) else { return out };
-    let mut names: Vec<String> = entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     for name in names {
         let is_dir = base.join(&name).is_dir();
@@ -301,9 +360,19 @@ pub(crate) fn leftovers(base: &Path, referenced: &[String]) -> Vec<Finding> {
             out.push(notice(name.clone(), "temp", format!("unfinished snapshot of segment {seg}"), Fix::Cleanup));
         } else if let Some(seg) = name.strip_suffix(".old").filter(|s| store::is_uuid(s)) {
             if base.join(seg).is_dir() {
-                out.push(notice(name.clone(), "temp", format!("previous snapshot of segment {seg}, already replaced"), Fix::Cleanup));
+                out.push(notice(
+                    name.clone(),
+                    "temp",
+                    format!("previous snapshot of segment {seg}, already replaced"),
+                    Fix::Cleanup,
+                ));
             } else {
-                out.push(notice(name.clone(), "swap", format!("interrupted snapshot swap of segment {seg}; opening the store for writing finishes it"), Fix::Reopen));
+                out.push(notice(
+                    name.clone(),
+                    "swap",
+                    format!("interrupted snapshot swap of segment {seg}; opening the store for writing finishes it"),
+                    Fix::Reopen,
+                ));
             }
         }
     }
@@ -331,12 +400,25 @@ pub fn validate_database_integrity(base: &Path) -> IntegrityReport {
     let lock_holder = match store::lock_state(base) {
         LockState::Held { pid } => pid,
         LockState::Stale { pid } => {
-            findings.push(notice(store::LOCK_FILE, "stale_pid", format!("records pid {pid}, which no longer holds the lock"), Fix::Cleanup));
+            findings.push(notice(
+                store::LOCK_FILE,
+                "stale_pid",
+                format!("records pid {pid}, which no longer holds the lock"),
+                Fix::Cleanup,
+            ));
             None
         }
         LockState::Free => None,
     };
-    let mut report = IntegrityReport { path: base.to_path_buf(), checked_at: SystemTime::now(), sqlite_ok, collections, findings, lock_holder, next_steps: Vec::new() };
+    let mut report = IntegrityReport {
+        path: base.to_path_buf(),
+        checked_at: SystemTime::now(),
+        sqlite_ok,
+        collections,
+        findings,
+        lock_holder,
+        next_steps: Vec::new(),
+    };
     report.next_steps = next_steps(&report);
     report
 }
@@ -349,7 +431,9 @@ fn next_steps(r: &IntegrityReport) -> Vec<String> {
     }
     if !r.is_ok() {
         steps.push(format!("chromalite --path {path} repair          # shows what would be rebuilt"));
-        steps.push(format!("chromalite --path {path} repair --yes    # backs up to {path}.backup-<UTC time>, then rebuilds"));
+        steps.push(format!(
+            "chromalite --path {path} repair --yes    # backs up to {path}.backup-<UTC time>, then rebuilds"
+        ));
     }
     if r.findings.iter().any(|f| f.fix == Fix::Cleanup) {
         steps.push(format!("chromalite --path {path} cleanup --yes   # removes orphaned segments and leftovers"));

@@ -78,15 +78,18 @@ impl Journal {
     /// Opens (creating) the journal in `dir`, cutting off a torn last record. Fails with
     /// `Locked` while another process owns it.
     pub fn open(dir: &Path) -> SessionResult<Journal> {
-        Journal::try_open(dir)?.ok_or_else(|| {
-            chromalite_core::Error::Locked { path: dir.display().to_string(), pid: None }.into()
-        })
+        Journal::try_open(dir)?
+            .ok_or_else(|| chromalite_core::Error::Locked { path: dir.display().to_string(), pid: None }.into())
     }
 
     /// The journal folder of slot `n` under the session folder (slot 0 is the folder itself).
     #[must_use]
     pub fn slot_dir(session: &Path, n: usize) -> PathBuf {
-        if n == 0 { session.to_path_buf() } else { session.join(format!("journal-{n}")) }
+        if n == 0 {
+            session.to_path_buf()
+        } else {
+            session.join(format!("journal-{n}"))
+        }
     }
 
     /// The first journal slot no other process owns, and its number.
@@ -113,7 +116,13 @@ impl Journal {
         use fs2::FileExt;
         std::fs::create_dir_all(dir).map_err(|e| SessionError::io(dir, e))?;
         let lock_path = dir.join(JOURNAL_LOCK);
-        let owner = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(|e| SessionError::io(&lock_path, e))?;
+        let owner = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| SessionError::io(&lock_path, e))?;
         if owner.try_lock_exclusive().is_err() {
             return Ok(None);
         }
@@ -123,7 +132,8 @@ impl Journal {
     fn open_owned(dir: &Path, owner: File) -> SessionResult<Journal> {
         let path = dir.join(JOURNAL_FILE);
         let io = |e| SessionError::io(&path, e);
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         if file.metadata().map_err(io)?.len() < HEADER {
             write_header(&mut file, 0).map_err(io)?;
             sync_dir(dir).map_err(io)?;
@@ -166,11 +176,14 @@ impl Journal {
     /// Appends `op` and makes it durable before returning its sequence number.
     pub fn append(&mut self, op: &WriteOp, applied: bool) -> SessionResult<u64> {
         let seq = self.last_seq() + 1;
-        let payload = serde_json::to_vec(&JournalEntry { seq, applied, op: op.clone() })
-            .map_err(|e| SessionError::CorruptState { path: self.path(), detail: format!("cannot encode write: {e}") })?;
-        let len = u32::try_from(payload.len()).ok().filter(|l| *l <= MAX_RECORD).ok_or_else(|| SessionError::CorruptState {
-            path: self.path(),
-            detail: format!("write of {} bytes is too large to journal", payload.len()),
+        let payload = serde_json::to_vec(&JournalEntry { seq, applied, op: op.clone() }).map_err(|e| {
+            SessionError::CorruptState { path: self.path(), detail: format!("cannot encode write: {e}") }
+        })?;
+        let len = u32::try_from(payload.len()).ok().filter(|l| *l <= MAX_RECORD).ok_or_else(|| {
+            SessionError::CorruptState {
+                path: self.path(),
+                detail: format!("write of {} bytes is too large to journal", payload.len()),
+            }
         })?;
         let mut record = Vec::with_capacity(payload.len() + RECORD_HEADER as usize);
         record.extend_from_slice(&len.to_le_bytes());
@@ -210,7 +223,8 @@ impl Journal {
         let mut buf = vec![0; slot.len as usize];
         self.file.seek(SeekFrom::Start(slot.offset)).map_err(|e| SessionError::io(&path, e))?;
         self.file.read_exact(&mut buf).map_err(|e| SessionError::io(&path, e))?;
-        serde_json::from_slice(&buf).map_err(|e| SessionError::CorruptState { path, detail: format!("entry {seq}: {e}") })
+        serde_json::from_slice(&buf)
+            .map_err(|e| SessionError::CorruptState { path, detail: format!("entry {seq}: {e}") })
     }
 
     /// Records that every entry up to `seq` is in the primary (durable before returning).

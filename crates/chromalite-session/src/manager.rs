@@ -69,13 +69,20 @@ pub struct DatabaseManager {
 
 impl std::fmt::Debug for DatabaseManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseManager").field("base", &self.inner.base).field("mode", &self.mode()).finish_non_exhaustive()
+        f.debug_struct("DatabaseManager")
+            .field("base", &self.inner.base)
+            .field("mode", &self.mode())
+            .finish_non_exhaustive()
     }
 }
 
 impl DatabaseManager {
     /// A manager for the store at `base_path`, reached through `connector`.
-    pub fn new(base_path: impl AsRef<Path>, connector: Arc<dyn Connector>, mut options: ManagerOptions) -> SessionResult<DatabaseManager> {
+    pub fn new(
+        base_path: impl AsRef<Path>,
+        connector: Arc<dyn Connector>,
+        mut options: ManagerOptions,
+    ) -> SessionResult<DatabaseManager> {
         let base = base_path.as_ref().to_path_buf();
         std::fs::create_dir_all(&base).map_err(|e| crate::error::SessionError::io(&base, e))?;
         if options.resilience.journal_dir.is_none() {
@@ -84,9 +91,11 @@ impl DatabaseManager {
         if options.resilience.label == ResilientOptions::default().label {
             options.resilience.label = base.display().to_string();
         }
-        let fresh_journal = options.resilience.journal_dir.as_deref().is_some_and(|d| !d.join(crate::journal::JOURNAL_FILE).exists());
+        let fresh_journal =
+            options.resilience.journal_dir.as_deref().is_some_and(|d| !d.join(crate::journal::JOURNAL_FILE).exists());
         let pool = Arc::new(ConnectionPool::new(connector, options.pool.clone()));
-        let backend = Arc::new(ResilientBackend::new(Arc::new(PoolBackend::new(Arc::clone(&pool))), options.resilience.clone())?);
+        let backend =
+            Arc::new(ResilientBackend::new(Arc::new(PoolBackend::new(Arc::clone(&pool))), options.resilience.clone())?);
         let client = Client::with_backend(Arc::clone(&backend) as Arc<dyn VectorBackend>)
             .scoped(&options.database.tenant, &options.database.database);
         let tracker = SessionTracker::new(&session_dir(&base).join("sessions"), &base, options.session_ttl)?;
@@ -200,8 +209,12 @@ impl DatabaseManager {
         let integrity = is_dir.then(|| validate_database_integrity(&inner.base));
         let pending = inner.backend.pending_replay();
         let message = match (reachable, mode) {
-            (true, Mode::Normal) if integrity.as_ref().is_none_or(crate::IntegrityReport::is_ok) => "healthy".to_owned(),
-            (true, Mode::Normal) => format!("damaged files found; run `chromalite --path {} doctor`", inner.base.display()),
+            (true, Mode::Normal) if integrity.as_ref().is_none_or(crate::IntegrityReport::is_ok) => {
+                "healthy".to_owned()
+            }
+            (true, Mode::Normal) => {
+                format!("damaged files found; run `chromalite --path {} doctor`", inner.base.display())
+            }
             (_, mode) => format!("serving in {} mode with {pending} write(s) waiting for the store", mode.as_str()),
         };
         HealthReport {
@@ -283,10 +296,14 @@ impl Inner {
         let dir = session_dir(&self.base);
         if self.base.join(SQLITE_FILE).exists() {
             let base = self.base.clone();
-            return self.backend.with_journal(|j| j.map_or(Ok(0), |j| crate::recovery::checkpoint(&base, j))).map(|_| ());
+            return self
+                .backend
+                .with_journal(|j| j.map_or(Ok(0), |j| crate::recovery::checkpoint(&base, j)))
+                .map(|_| ());
         }
         let marker = dir.join(crate::recovery::COMPLETE_HISTORY);
-        crate::store::write_atomic(&marker, b"the journal holds every write since this store was created\n").map_err(|e| crate::error::SessionError::io(&marker, e))
+        crate::store::write_atomic(&marker, b"the journal holds every write since this store was created\n")
+            .map_err(|e| crate::error::SessionError::io(&marker, e))
     }
 
     fn cleanup(&self) -> CleanupResult {
@@ -310,7 +327,9 @@ impl Inner {
         }
         let base = self.base.clone();
         self.backend.with_journal(|j| match j {
-            Some(j) if j.pending().is_empty() && j.last_seq() > latest_seq(&base) => crate::recovery::checkpoint(&base, j).map(Some),
+            Some(j) if j.pending().is_empty() && j.last_seq() > latest_seq(&base) => {
+                crate::recovery::checkpoint(&base, j).map(Some)
+            }
             _ => Ok(None),
         })
     }

@@ -109,6 +109,9 @@ impl HealthReport {
     /// Reachable, in normal mode, nothing pending and no damage found.
     #[must_use]
     pub fn is_healthy(&self) -> bool {
-        self.reachable && self.mode == Mode::Normal && self.pending_replay == 0 && self.integrity.as_ref().is_none_or(IntegrityReport::is_ok)
+        self.reachable
+            && self.mode == Mode::Normal
+            && self.pending_replay == 0
+            && self.integrity.as_ref().is_none_or(IntegrityReport::is_ok)
     }
 }

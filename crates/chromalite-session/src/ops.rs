@@ -47,14 +47,42 @@ pub enum RecordWrite {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum WriteOp {
-    CreateTenant { name: String },
-    CreateDatabase { db: DatabaseRef },
-    DeleteDatabase { db: DatabaseRef },
-    CreateCollection { db: DatabaseRef, name: String, metadata: Option<Value>, configuration: Option<Value>, get_or_create: bool },
-    ModifyCollection { db: DatabaseRef, name: String, new_name: Option<String>, new_metadata: Option<Value>, new_configuration: Option<Value> },
-    DeleteCollection { db: DatabaseRef, name: String },
-    Records { write: RecordWrite, col: ColRef, batch: Value },
-    Delete { col: ColRef, selection: Value },
+    CreateTenant {
+        name: String,
+    },
+    CreateDatabase {
+        db: DatabaseRef,
+    },
+    DeleteDatabase {
+        db: DatabaseRef,
+    },
+    CreateCollection {
+        db: DatabaseRef,
+        name: String,
+        metadata: Option<Value>,
+        configuration: Option<Value>,
+        get_or_create: bool,
+    },
+    ModifyCollection {
+        db: DatabaseRef,
+        name: String,
+        new_name: Option<String>,
+        new_metadata: Option<Value>,
+        new_configuration: Option<Value>,
+    },
+    DeleteCollection {
+        db: DatabaseRef,
+        name: String,
+    },
+    Records {
+        write: RecordWrite,
+        col: ColRef,
+        batch: Value,
+    },
+    Delete {
+        col: ColRef,
+        selection: Value,
+    },
 }
 
 /// How a record write finds its collection on the backend it is applied to.
@@ -156,11 +184,18 @@ impl WriteOp {
             WriteOp::ModifyCollection { db, name, new_name, new_metadata, new_configuration } => {
                 let req = ModifyCollection {
                     new_name: new_name.clone(),
-                    new_metadata: new_metadata.as_ref().map(|m| update_metadata_from_json(m).map_err(Error::InvalidArgument)).transpose()?,
+                    new_metadata: new_metadata
+                        .as_ref()
+                        .map(|m| update_metadata_from_json(m).map_err(Error::InvalidArgument))
+                        .transpose()?,
                     new_configuration: new_configuration.clone(),
                 };
                 if matches!(how, Resolve::Ensure) {
-                    resolve(b, &ColRef { db: db.clone(), name: name.clone(), metadata: None, configuration: Value::Null }, how)?;
+                    resolve(
+                        b,
+                        &ColRef { db: db.clone(), name: name.clone(), metadata: None, configuration: Value::Null },
+                        how,
+                    )?;
                 }
                 b.modify_collection(db, name, &req).map(|()| None)
             }
@@ -188,8 +223,10 @@ impl WriteOp {
     pub fn already_done(&self, e: &Error) -> bool {
         matches!(
             (self, e),
-            (WriteOp::CreateTenant { .. } | WriteOp::CreateDatabase { .. } | WriteOp::CreateCollection { .. }, Error::AlreadyExists { .. })
-                | (WriteOp::DeleteDatabase { .. } | WriteOp::DeleteCollection { .. }, Error::NotFound { .. })
+            (
+                WriteOp::CreateTenant { .. } | WriteOp::CreateDatabase { .. } | WriteOp::CreateCollection { .. },
+                Error::AlreadyExists { .. }
+            ) | (WriteOp::DeleteDatabase { .. } | WriteOp::DeleteCollection { .. }, Error::NotFound { .. })
         )
     }
 }
@@ -267,12 +304,16 @@ mod tests {
     fn ops_round_trip_through_json_and_apply_to_memory() {
         let mem = chromalite_memory::MemoryBackend::new();
         let db = DatabaseRef::default();
-        let create = WriteOp::create_collection(&db, &CreateCollection { name: "col".into(), get_or_create: true, ..Default::default() });
+        let create = WriteOp::create_collection(
+            &db,
+            &CreateCollection { name: "col".into(), get_or_create: true, ..Default::default() },
+        );
         let info = create.apply(&mem, Resolve::Ensure).unwrap().unwrap();
         let mut batch = RecordBatch::new(["a", "b"]);
         batch.embeddings = Some(vec![vec![0.1, 1.0 / 3.0], vec![f32::MAX, -0.0]]);
         batch.documents = Some(vec![Some("x".into()), None]);
-        let meta: chromalite_core::UpdateMetadata = serde_json::from_value(json!({"k": 1, "f": 2.5, "s": "t"})).unwrap();
+        let meta: chromalite_core::UpdateMetadata =
+            serde_json::from_value(json!({"k": 1, "f": 2.5, "s": "t"})).unwrap();
         batch.metadatas = Some(vec![Some(meta), None]);
         let ops = vec![
             WriteOp::records(RecordWrite::Add, &info, &batch),
@@ -285,7 +326,9 @@ mod tests {
             let back: WriteOp = serde_json::from_str(&text).unwrap();
             back.apply(&mem, Resolve::ByName).unwrap();
         }
-        let got = mem.get(&info, &GetRequest { include: vec![Include::Embeddings, Include::Metadatas], ..Default::default() }).unwrap();
+        let got = mem
+            .get(&info, &GetRequest { include: vec![Include::Embeddings, Include::Metadatas], ..Default::default() })
+            .unwrap();
         // "a" was deleted by the where filter and upserted again, so it now comes last.
         assert_eq!(got.ids, vec!["b", "a"]);
         let sent = batch.embeddings.unwrap();

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use chromalite_core::{
-    CollectionInfo, CreateCollection, Database, DatabaseRef, Error, GetRequest, GetResult, ModifyCollection, QueryRequest,
-    QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
+    CollectionInfo, CreateCollection, Database, DatabaseRef, Error, GetRequest, GetResult, ModifyCollection,
+    QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
 };
 
 use crate::lock;
@@ -133,7 +133,10 @@ pub struct ConnectionPool {
 
 impl std::fmt::Debug for ConnectionPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionPool").field("options", &self.opts).field("open", &self.open_connections()).finish_non_exhaustive()
+        f.debug_struct("ConnectionPool")
+            .field("options", &self.opts)
+            .field("open", &self.open_connections())
+            .finish_non_exhaustive()
     }
 }
 
@@ -171,7 +174,9 @@ impl ConnectionPool {
             match e.to_string() {
                 m if state.connections >= self.opts.max_connections => Error::Timeout(format!(
                     "no free connection within {:?} ({} of {} in use): {m}",
-                    self.opts.checkout_timeout, state.connections - state.idle_connections, self.opts.max_connections
+                    self.opts.checkout_timeout,
+                    state.connections - state.idle_connections,
+                    self.opts.max_connections
                 )),
                 m => Error::Unavailable { message: format!("cannot open a connection: {m}"), retry_after: None },
             }
@@ -209,7 +214,10 @@ impl ConnectionPool {
 }
 
 fn build(connector: &Arc<dyn Connector>, opts: &PoolOptions, next_id: &Arc<AtomicU64>) -> r2d2::Pool<Manager> {
-    let manager = Manager { connector: Arc::clone(connector), next_id: AtomicU64::new(next_id.fetch_add(1_000_000, Ordering::Relaxed)) };
+    let manager = Manager {
+        connector: Arc::clone(connector),
+        next_id: AtomicU64::new(next_id.fetch_add(1_000_000, Ordering::Relaxed)),
+    };
     r2d2::Pool::builder()
         .max_size(opts.max_connections.max(1))
         .min_idle(Some(opts.warm_up.min(opts.max_connections)))

@@ -92,7 +92,11 @@ fn remove_older_points(base: &Path, keep: u64) {
     let Ok(entries) = fs::read_dir(session_dir(base)) else { return };
     for e in entries.filter_map(Result::ok) {
         let name = e.file_name().to_string_lossy().into_owned();
-        let older = name.strip_prefix(POINT_PREFIX).and_then(|r| r.strip_suffix(POINT_SUFFIX)).and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s < keep);
+        let older = name
+            .strip_prefix(POINT_PREFIX)
+            .and_then(|r| r.strip_suffix(POINT_SUFFIX))
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|s| s < keep);
         if older {
             let _ = fs::remove_file(e.path());
         }
@@ -100,5 +104,8 @@ fn remove_older_points(base: &Path, keep: u64) {
 }
 
 pub(crate) fn sql_error(path: &Path, e: &rusqlite::Error) -> SessionError {
-    SessionError::Store(chromalite_core::Error::Unavailable { message: format!("{}: {e}", path.display()), retry_after: None })
+    SessionError::Store(chromalite_core::Error::Unavailable {
+        message: format!("{}: {e}", path.display()),
+        retry_after: None,
+    })
 }

@@ -67,7 +67,9 @@ pub fn plan_repair(base: &Path) -> RepairPlan {
     let mut unrepairable = None;
     if report.damage().any(|f| f.fix == Fix::RestoreSqlite) {
         match restore_source(base) {
-            Ok((point, entries)) => actions.push(RepairAction::RestoreSqlite { recovery_point: point, journal_entries: entries }),
+            Ok((point, entries)) => {
+                actions.push(RepairAction::RestoreSqlite { recovery_point: point, journal_entries: entries });
+            }
             Err(reason) => unrepairable = Some(reason),
         }
     } else {
@@ -88,7 +90,11 @@ pub fn plan_repair(base: &Path) -> RepairPlan {
 fn restore_source(base: &Path) -> Result<(Option<PathBuf>, usize), String> {
     let dir = session_dir(base);
     let no_journal = || {
-        format!("no recovery point or journal in {}; restore {} from a backup", dir.display(), base.join(SQLITE_FILE).display())
+        format!(
+            "no recovery point or journal in {}; restore {} from a backup",
+            dir.display(),
+            base.join(SQLITE_FILE).display()
+        )
     };
     if !dir.join(crate::journal::JOURNAL_FILE).exists() {
         return Err(no_journal());
@@ -96,7 +102,9 @@ fn restore_source(base: &Path) -> Result<(Option<PathBuf>, usize), String> {
     let journal = Journal::open(&dir).map_err(|e| e.to_string())?;
     match latest_point(base) {
         Some((point, seq)) => Ok((Some(point), journal.seqs_after(seq).len())),
-        None if dir.join(recovery::COMPLETE_HISTORY).exists() && journal.seqs_after(0).first() == Some(&1) => Ok((None, journal.seqs_after(0).len())),
+        None if dir.join(recovery::COMPLETE_HISTORY).exists() && journal.seqs_after(0).first() == Some(&1) => {
+            Ok((None, journal.seqs_after(0).len()))
+        }
         None => Err(no_journal()),
     }
 }
@@ -109,7 +117,13 @@ pub fn repair(base: &Path, open: Opener<'_>) -> SessionResult<RepairOutcome> {
         return Err(SessionError::Unrepairable { path: base.to_path_buf(), reason });
     }
     if plan.actions.is_empty() {
-        return Ok(RepairOutcome { backup: None, actions: Vec::new(), replayed: 0, after: plan.report, duration: started.elapsed() });
+        return Ok(RepairOutcome {
+            backup: None,
+            actions: Vec::new(),
+            replayed: 0,
+            after: plan.report,
+            duration: started.elapsed(),
+        });
     }
     if let LockState::Held { pid } = store::lock_state(base) {
         return Err(Error::Locked { path: base.display().to_string(), pid }.into());
@@ -119,7 +133,9 @@ pub fn repair(base: &Path, open: Opener<'_>) -> SessionResult<RepairOutcome> {
     for action in &plan.actions {
         match action {
             RepairAction::RebuildSegment { segment, .. } => remove_segment(base, segment)?,
-            RepairAction::RestoreSqlite { recovery_point, .. } => replayed += restore_sqlite(base, recovery_point.as_deref(), open)?,
+            RepairAction::RestoreSqlite { recovery_point, .. } => {
+                replayed += restore_sqlite(base, recovery_point.as_deref(), open)?;
+            }
         }
     }
     rebuild_all(base, &plan.report, open)?;
@@ -190,7 +206,12 @@ fn rebuild_all(base: &Path, before: &IntegrityReport, open: Opener<'_>) -> Sessi
         let c = &row.collection;
         let Some(dim) = c.dimension else { continue };
         let info = backend.get_collection(&c.db, &c.name)?;
-        let probe = QueryRequest { embeddings: vec![vec![1.0; dim]], n_results: 1, include: vec![Include::Distances], ..Default::default() };
+        let probe = QueryRequest {
+            embeddings: vec![vec![1.0; dim]],
+            n_results: 1,
+            include: vec![Include::Distances],
+            ..Default::default()
+        };
         backend.query(&info, &probe)?;
     }
     backend.flush()?;

@@ -102,7 +102,10 @@ pub struct ResilientBackend {
 
 impl std::fmt::Debug for ResilientBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResilientBackend").field("primary", &self.primary.kind()).field("mode", &self.mode()).finish_non_exhaustive()
+        f.debug_struct("ResilientBackend")
+            .field("primary", &self.primary.kind())
+            .field("mode", &self.mode())
+            .finish_non_exhaustive()
     }
 }
 
@@ -244,7 +247,8 @@ impl ResilientBackend {
             s.last_probe = Instant::now();
             from
         };
-        let (message, guidance) = self.handler.graceful_degradation(to, cause.as_deref().unwrap_or("no details"), &self.opts.label);
+        let (message, guidance) =
+            self.handler.graceful_degradation(to, cause.as_deref().unwrap_or("no details"), &self.opts.label);
         self.notifier.send(&StateChange { from, to, at: SystemTime::now(), message, guidance, cause });
     }
 
@@ -268,7 +272,8 @@ impl ResilientBackend {
                 let _ = tx.send(f(primary.as_ref()));
             })
             .map_err(|e| Error::Internal(format!("cannot start a call thread: {e}")))?;
-        rx.recv_timeout(limit).unwrap_or_else(|_| Err(Error::Timeout(format!("{} did not answer within {limit:?}", self.opts.label))))
+        rx.recv_timeout(limit)
+            .unwrap_or_else(|_| Err(Error::Timeout(format!("{} did not answer within {limit:?}", self.opts.label))))
     }
 
     /// One primary call with retries, default recreation and lock takeover.
@@ -301,7 +306,9 @@ impl ResilientBackend {
     }
 
     fn falls_back_locked(&self, e: &Error, journal: Option<&Journal>) -> bool {
-        self.opts.fallback && journal.is_some() && matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Locked)
+        self.opts.fallback
+            && journal.is_some()
+            && matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Locked)
     }
 
     // ---- reads ----------------------------------------------------------------------------
@@ -331,24 +338,28 @@ impl ResilientBackend {
     ) -> Result<T> {
         let col = col.clone();
         let by_name = lock(&self.born_in_memory).contains(&col.id);
-        self.read(&(Arc::new(move |b: &dyn VectorBackend, target| {
-            let info = match target {
-                Target::Primary if by_name => b.get_collection(&col.db, &col.name)?,
-                Target::Primary => col.clone(),
-                Target::Memory => ops::resolve(b, &(&col).into(), Resolve::Ensure)?,
-            };
-            f(b, &info)
-        }) as Shared<T>))
+        self.read(
+            &(Arc::new(move |b: &dyn VectorBackend, target| {
+                let info = match target {
+                    Target::Primary if by_name => b.get_collection(&col.db, &col.name)?,
+                    Target::Primary => col.clone(),
+                    Target::Memory => ops::resolve(b, &(&col).into(), Resolve::Ensure)?,
+                };
+                f(b, &info)
+            }) as Shared<T>),
+        )
     }
 
     /// A collection by name; in the fallback, one seen on the primary is recreated in memory.
     fn find_collection(&self, db: &DatabaseRef, name: &str) -> Result<CollectionInfo> {
         let known = lock(&self.known).get(&(db.clone(), name.to_owned())).cloned();
         let (db2, name2) = (db.clone(), name.to_owned());
-        let info = self.read(&(Arc::new(move |b: &dyn VectorBackend, target| match (target, &known) {
-            (Target::Memory, Some(k)) => ops::resolve(b, &k.into(), Resolve::Ensure),
-            _ => b.get_collection(&db2, &name2),
-        }) as Shared<CollectionInfo>))?;
+        let info = self.read(
+            &(Arc::new(move |b: &dyn VectorBackend, target| match (target, &known) {
+                (Target::Memory, Some(k)) => ops::resolve(b, &k.into(), Resolve::Ensure),
+                _ => b.get_collection(&db2, &name2),
+            }) as Shared<CollectionInfo>),
+        )?;
         self.remember(&info);
         Ok(info)
     }
@@ -373,11 +384,17 @@ impl ResilientBackend {
         }
     }
 
-    fn write_primary(&self, journal: Option<&mut Journal>, op: WriteOp, given: Option<&CollectionInfo>) -> Result<Option<CollectionInfo>> {
+    fn write_primary(
+        &self,
+        journal: Option<&mut Journal>,
+        op: WriteOp,
+        given: Option<&CollectionInfo>,
+    ) -> Result<Option<CollectionInfo>> {
         let op = Arc::new(op);
         let given = given.filter(|c| !lock(&self.born_in_memory).contains(&c.id)).cloned();
         let o = Arc::clone(&op);
-        let call: Call<Option<CollectionInfo>> = Arc::new(move |b: &dyn VectorBackend| o.apply(b, given.as_ref().map_or(Resolve::ByName, Resolve::Given)));
+        let call: Call<Option<CollectionInfo>> =
+            Arc::new(move |b: &dyn VectorBackend| o.apply(b, given.as_ref().map_or(Resolve::ByName, Resolve::Given)));
         let result = self.call_primary(&call);
         match result {
             Ok(v) => {
@@ -408,7 +425,10 @@ impl ResilientBackend {
 
     fn write_fallback(&self, journal: Option<&mut Journal>, op: &WriteOp) -> Result<Option<CollectionInfo>> {
         let Some(journal) = journal else {
-            return Err(Error::Unavailable { message: format!("{} is unavailable and no journal is configured", self.opts.label), retry_after: None });
+            return Err(Error::Unavailable {
+                message: format!("{} is unavailable and no journal is configured", self.opts.label),
+                retry_after: None,
+            });
         };
         // Memory first: it validates exactly like the primary, so only valid writes are journaled.
         let v = op.apply(self.memory().as_ref(), Resolve::Ensure)?;
@@ -449,10 +469,18 @@ impl ResilientBackend {
             }
             journal.mark_applied(seq).map_err(session_to_core)?;
         }
-        let cause = (!rejected.is_empty()).then(|| format!("the store rejected {} journaled write(s): {}", rejected.len(), rejected.join("; ")));
+        let cause = (!rejected.is_empty())
+            .then(|| format!("the store rejected {} journaled write(s): {}", rejected.len(), rejected.join("; ")));
         if self.mode() == Mode::Normal {
             if let Some(c) = cause {
-                self.notifier.send(&StateChange { from: Mode::Normal, to: Mode::Normal, at: SystemTime::now(), message: c.clone(), guidance: Vec::new(), cause: Some(c) });
+                self.notifier.send(&StateChange {
+                    from: Mode::Normal,
+                    to: Mode::Normal,
+                    at: SystemTime::now(),
+                    message: c.clone(),
+                    guidance: Vec::new(),
+                    cause: Some(c),
+                });
             }
         } else {
             self.enter(Mode::Normal, cause);

@@ -139,10 +139,14 @@ impl ErrorHandler {
         match error {
             Error::NotFound { what: "tenant", name } if name == DEFAULT_TENANT => Recovery::RecreateDefaults,
             Error::NotFound { what: "database", name } if name == DEFAULT_DATABASE => Recovery::RecreateDefaults,
-            Error::Locked { pid: Some(pid), .. } if !crate::store::pid_alive(*pid) => Recovery::TakeOverLock { pid: *pid },
+            Error::Locked { pid: Some(pid), .. } if !crate::store::pid_alive(*pid) => {
+                Recovery::TakeOverLock { pid: *pid }
+            }
             Error::Corrupt { .. } => Recovery::Repair,
             e if self.policy.retries(e) => Recovery::Retry,
-            e if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Locked) => Recovery::Degrade(Mode::MemoryFallback),
+            e if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Locked) => {
+                Recovery::Degrade(Mode::MemoryFallback)
+            }
             e if matches!(e.kind(), ErrorKind::ReadOnly | ErrorKind::Io) => Recovery::Degrade(Mode::ReadOnly),
             _ => Recovery::Fail,
         }
@@ -191,7 +195,11 @@ mod tests {
 
     #[test]
     fn delays_grow_by_the_factor_within_the_jitter_and_cap() {
-        let p = RetryPolicy { initial_delay: Duration::from_millis(10), max_delay: Duration::from_millis(35), ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(35),
+            ..RetryPolicy::default()
+        };
         assert_eq!(p.nominal_delay(0), Duration::from_millis(10));
         assert_eq!(p.nominal_delay(1), Duration::from_millis(20));
         assert_eq!(p.nominal_delay(2), Duration::from_millis(35));
@@ -205,11 +213,23 @@ mod tests {
     #[test]
     fn recovery_actions_follow_the_kind() {
         let h = ErrorHandler::default();
-        assert_eq!(h.handle_connection_error(&Error::not_found("tenant", DEFAULT_TENANT), "x"), Recovery::RecreateDefaults);
+        assert_eq!(
+            h.handle_connection_error(&Error::not_found("tenant", DEFAULT_TENANT), "x"),
+            Recovery::RecreateDefaults
+        );
         assert_eq!(h.handle_connection_error(&Error::not_found("collection", "c"), "x"), Recovery::Fail);
         assert_eq!(h.handle_connection_error(&Error::corrupt("f", "g", "h"), "x"), Recovery::Repair);
-        assert_eq!(h.handle_connection_error(&Error::Locked { path: "p".into(), pid: Some(std::process::id()) }, "x"), Recovery::Retry);
-        assert_eq!(h.handle_connection_error(&Error::Timeout("t".into()), "x"), Recovery::Degrade(Mode::MemoryFallback));
-        assert_eq!(h.handle_connection_error(&Error::ReadOnly { reason: "r".into() }, "x"), Recovery::Degrade(Mode::ReadOnly));
+        assert_eq!(
+            h.handle_connection_error(&Error::Locked { path: "p".into(), pid: Some(std::process::id()) }, "x"),
+            Recovery::Retry
+        );
+        assert_eq!(
+            h.handle_connection_error(&Error::Timeout("t".into()), "x"),
+            Recovery::Degrade(Mode::MemoryFallback)
+        );
+        assert_eq!(
+            h.handle_connection_error(&Error::ReadOnly { reason: "r".into() }, "x"),
+            Recovery::Degrade(Mode::ReadOnly)
+        );
     }
 }

@@ -14,7 +14,8 @@ pub const LOCK_FILE: &str = "chromalite.lock";
 /// The session layer's own folder inside a persist directory (journal, sessions, recovery point).
 pub const SESSION_DIR: &str = "chromalite-session";
 /// The four hnswlib files and the label map of a vector segment folder.
-pub const SEGMENT_FILES: [&str; 5] = ["header.bin", "data_level0.bin", "length.bin", "link_lists.bin", "index_metadata.pickle"];
+pub const SEGMENT_FILES: [&str; 5] =
+    ["header.bin", "data_level0.bin", "length.bin", "link_lists.bin", "index_metadata.pickle"];
 
 /// The session folder of the store at `base`.
 #[must_use]
@@ -26,7 +27,9 @@ pub fn session_dir(base: &Path) -> PathBuf {
 #[must_use]
 pub fn is_uuid(name: &str) -> bool {
     name.len() == 36
-        && name.char_indices().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
+        && name
+            .char_indices()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
 /// Whether process `pid` exists (on Unix: `kill(pid, 0)` does not fail with `ESRCH`).

@@ -25,7 +25,12 @@ impl SessionTracker {
     /// Sessions of the store at `embeddings_path`, kept in `dir`, expiring after `ttl` idle.
     pub fn new(dir: &Path, embeddings_path: &Path, ttl: Duration) -> SessionResult<SessionTracker> {
         std::fs::create_dir_all(dir).map_err(|e| SessionError::io(dir, e))?;
-        Ok(SessionTracker { dir: dir.to_path_buf(), embeddings_path: embeddings_path.display().to_string(), ttl, sessions: Mutex::default() })
+        Ok(SessionTracker {
+            dir: dir.to_path_buf(),
+            embeddings_path: embeddings_path.display().to_string(),
+            ttl,
+            sessions: Mutex::default(),
+        })
     }
 
     fn file(&self, id: &str) -> PathBuf {
@@ -34,7 +39,8 @@ impl SessionTracker {
 
     fn save(&self, info: &SessionInfo) -> SessionResult<()> {
         let path = self.file(&info.session_id);
-        let bytes = serde_json::to_vec_pretty(info).map_err(|e| SessionError::CorruptState { path: path.clone(), detail: e.to_string() })?;
+        let bytes = serde_json::to_vec_pretty(info)
+            .map_err(|e| SessionError::CorruptState { path: path.clone(), detail: e.to_string() })?;
         write_atomic(&path, &bytes).map_err(|e| SessionError::io(&path, e))
     }
 
@@ -44,7 +50,9 @@ impl SessionTracker {
         }
         let path = self.file(id);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| SessionError::CorruptState { path, detail: e.to_string() }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| SessionError::CorruptState { path, detail: e.to_string() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(SessionError::io(path, e)),
         }
@@ -127,7 +135,11 @@ impl SessionTracker {
     pub fn expire_idle(&self) -> Vec<SessionInfo> {
         let now = SystemTime::now();
         let ids: Vec<String> = std::fs::read_dir(&self.dir)
-            .map(|rd| rd.filter_map(Result::ok).filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".json").map(str::to_owned)).collect())
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".json").map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut expired = Vec::new();
         for id in ids {

@@ -104,7 +104,13 @@ impl VectorBackend for Faulty {
 }
 
 fn fast_policy() -> RetryPolicy {
-    RetryPolicy { initial_delay: Duration::from_millis(20), backoff_factor: 2.0, jitter: 0.0, max_retries: 3, ..RetryPolicy::default() }
+    RetryPolicy {
+        initial_delay: Duration::from_millis(20),
+        backoff_factor: 2.0,
+        jitter: 0.0,
+        max_retries: 3,
+        ..RetryPolicy::default()
+    }
 }
 
 fn resilient(primary: Arc<Faulty>, journal: &std::path::Path) -> ResilientBackend {
@@ -126,7 +132,11 @@ fn batch(ids: &[&str]) -> RecordBatch {
 }
 
 fn collection(b: &dyn VectorBackend) -> CollectionInfo {
-    b.create_collection(&DatabaseRef::default(), &CreateCollection { name: "docs".into(), get_or_create: true, ..Default::default() }).unwrap()
+    b.create_collection(
+        &DatabaseRef::default(),
+        &CreateCollection { name: "docs".into(), get_or_create: true, ..Default::default() },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -136,7 +146,11 @@ fn transient_errors_are_retried_with_exponential_backoff() {
     let started = Instant::now();
     let result = handler.retry_with_backoff(|| {
         attempts.push(started.elapsed());
-        if attempts.len() <= 3 { Err(make_error(ErrorKind::Locked)) } else { Ok(attempts.len()) }
+        if attempts.len() <= 3 {
+            Err(make_error(ErrorKind::Locked))
+        } else {
+            Ok(attempts.len())
+        }
     });
     assert_eq!(result.unwrap(), 4);
     let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
@@ -266,7 +280,10 @@ fn a_missing_default_database_is_recreated() {
 #[test]
 fn an_exhausted_pool_gives_a_typed_timeout() {
     let connector: Arc<dyn Connector> = Arc::new(|| Ok(Arc::new(MemoryBackend::new()) as Arc<dyn VectorBackend>));
-    let pool = ConnectionPool::new(connector, PoolOptions { max_connections: 2, checkout_timeout: Duration::from_millis(100), ..PoolOptions::default() });
+    let pool = ConnectionPool::new(
+        connector,
+        PoolOptions { max_connections: 2, checkout_timeout: Duration::from_millis(100), ..PoolOptions::default() },
+    );
     let a = pool.get_connection().unwrap();
     let b = pool.get_connection().unwrap();
     assert_ne!(a.id, b.id);
@@ -291,7 +308,10 @@ fn many_threads_share_one_manager_within_pool_limits() {
         c.fetch_add(1, Ordering::SeqCst);
         Ok(Arc::clone(&s) as Arc<dyn VectorBackend>)
     });
-    let opts = ManagerOptions { pool: PoolOptions { max_connections: 3, ..PoolOptions::default() }, ..ManagerOptions::default() };
+    let opts = ManagerOptions {
+        pool: PoolOptions { max_connections: 3, ..PoolOptions::default() },
+        ..ManagerOptions::default()
+    };
     let manager = Arc::new(DatabaseManager::new(dir.path(), connector, opts).unwrap());
     let started = Instant::now();
     let threads: Vec<_> = (0..16)
@@ -311,9 +331,14 @@ fn many_threads_share_one_manager_within_pool_limits() {
         t.join().unwrap();
     }
     assert!(started.elapsed() < Duration::from_mins(1));
-    let total: usize = (0..4).map(|c| manager.get_or_create_database(&format!("col-{c}")).unwrap().count().unwrap()).sum();
+    let total: usize =
+        (0..4).map(|c| manager.get_or_create_database(&format!("col-{c}")).unwrap().count().unwrap()).sum();
     assert_eq!(total, 16 * 40);
-    assert!(shared.max_in_flight.load(Ordering::SeqCst) <= 3, "max in flight {}", shared.max_in_flight.load(Ordering::SeqCst));
+    assert!(
+        shared.max_in_flight.load(Ordering::SeqCst) <= 3,
+        "max in flight {}",
+        shared.max_in_flight.load(Ordering::SeqCst)
+    );
     // Connects beyond 3 are fail-fast probes made while no connection was open, dropped at once.
     assert!(connects.load(Ordering::SeqCst) >= 1 && manager.pool().open_connections() <= 3);
     assert_eq!(manager.mode(), Mode::Normal);

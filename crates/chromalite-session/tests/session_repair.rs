@@ -50,7 +50,12 @@ fn template() -> &'static Path {
         let m = DatabaseManager::open(&store, open_store, ManagerOptions::default()).unwrap();
         write(&m, 0..BEFORE_POINT);
         drop(m); // cleanup: flush, recovery point
-        let m = DatabaseManager::open(&store, open_store, ManagerOptions { cleanup_on_exit: false, ..ManagerOptions::default() }).unwrap();
+        let m = DatabaseManager::open(
+            &store,
+            open_store,
+            ManagerOptions { cleanup_on_exit: false, ..ManagerOptions::default() },
+        )
+        .unwrap();
         write(&m, BEFORE_POINT..BEFORE_POINT + AFTER_POINT);
         drop(m);
         dir
@@ -113,7 +118,11 @@ fn check_case(file: &str, how: Damage) {
 
     let outcome = repair(&store, &open_store).unwrap();
     let backup = outcome.backup.clone().unwrap();
-    assert!(backup.is_dir() && backup.file_name().unwrap().to_string_lossy().starts_with("store.backup-"), "{}", backup.display());
+    assert!(
+        backup.is_dir() && backup.file_name().unwrap().to_string_lossy().starts_with("store.backup-"),
+        "{}",
+        backup.display()
+    );
     assert!(outcome.after.is_ok(), "{file} {how:?}: still damaged after repair: {:#?}", outcome.after.findings);
     if file == "chroma.sqlite3" {
         assert!(matches!(outcome.actions[0], RepairAction::RestoreSqlite { .. }));
@@ -128,7 +137,8 @@ fn check_case(file: &str, how: Damage) {
     for i in [0, 149, BEFORE_POINT - 1, BEFORE_POINT, BEFORE_POINT + AFTER_POINT - 1] {
         assert!(all.ids.contains(&format!("r{i}")), "r{i} lost");
     }
-    let hits = db.query(&col, &QueryRequest { embeddings: vec![vector(310)], n_results: 1, ..Default::default() }).unwrap();
+    let hits =
+        db.query(&col, &QueryRequest { embeddings: vec![vector(310)], n_results: 1, ..Default::default() }).unwrap();
     assert_eq!(hits.ids[0][0], "r310");
     assert!(hits.distances.as_ref().unwrap()[0][0] < 1e-5, "the store answers queries: {hits:?}");
 }

@@ -22,7 +22,12 @@ fn open_store(p: &Path) -> chromalite_core::Result<Arc<dyn VectorBackend>> {
 fn options() -> ManagerOptions {
     ManagerOptions {
         resilience: ResilientOptions {
-            retry: RetryPolicy { initial_delay: Duration::from_millis(10), jitter: 0.0, max_retries: 2, ..RetryPolicy::default() },
+            retry: RetryPolicy {
+                initial_delay: Duration::from_millis(10),
+                jitter: 0.0,
+                max_retries: 2,
+                ..RetryPolicy::default()
+            },
             probe_interval: Duration::from_millis(50),
             recovery_log: true,
             ..ResilientOptions::default()
@@ -191,7 +196,12 @@ fn killed_while_degraded_the_journal_replays_after_restart() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len());
-    assert!(ids.len() <= acked.len() + 1, "only the write in flight at the kill may be extra: {} vs {}", ids.len(), acked.len());
+    assert!(
+        ids.len() <= acked.len() + 1,
+        "only the write in flight at the kill may be extra: {} vs {}",
+        ids.len(),
+        acked.len()
+    );
 }
 
 #[test]

@@ -192,16 +192,23 @@ impl SqliteBackend {
             }
             conn::open_reader(&db_path)?;
             let pool = conn::open_pool(&db_path, opts.pool_size)?;
-            let vectors = Arc::new(Vectors { dir: dir.clone(), db_path: db_path.clone(), read_only: true, slots: Mutex::default() });
+            let vectors = Arc::new(Vectors {
+                dir: dir.clone(),
+                db_path: db_path.clone(),
+                read_only: true,
+                slots: Mutex::default(),
+            });
             return Ok(SqliteBackend { dir, db_path, pool, writer: None, vectors, applier: None, _lock: None });
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock = WriterLock::acquire(&dir, opts.lock_wait)?;
         let writer = conn::open_writer(&db_path)?;
         let pool = conn::open_pool(&db_path, opts.pool_size)?;
-        let vectors = Arc::new(Vectors { dir: dir.clone(), db_path: db_path.clone(), read_only: false, slots: Mutex::default() });
+        let vectors =
+            Arc::new(Vectors { dir: dir.clone(), db_path: db_path.clone(), read_only: false, slots: Mutex::default() });
         let applier = Some(Applier::start(Arc::clone(&vectors), pool.clone()));
-        let backend = SqliteBackend { dir, db_path, pool, writer: Some(Mutex::new(writer)), vectors, applier, _lock: Some(lock) };
+        let backend =
+            SqliteBackend { dir, db_path, pool, writer: Some(Mutex::new(writer)), vectors, applier, _lock: Some(lock) };
         backend.recover()?;
         Ok(backend)
     }
@@ -235,7 +242,10 @@ impl SqliteBackend {
 
     /// Runs `f` in one read transaction on a pooled connection, so it sees one consistent state.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let c = self.pool.get().map_err(|e| Error::Unavailable { message: format!("sqlite pool: {e}"), retry_after: None })?;
+        let c = self
+            .pool
+            .get()
+            .map_err(|e| Error::Unavailable { message: format!("sqlite pool: {e}"), retry_after: None })?;
         c.execute_batch("BEGIN").map_err(self.sql())?;
         let out = f(&c);
         let _ = c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
@@ -356,7 +366,13 @@ impl Vectors {
     }
 
     /// The snapshot on disk, or a rebuild from the log when there is none or it is damaged.
-    fn load_vector(&self, c: &Connection, col: &Collection, dim: usize, row: i64) -> Result<(VectorSegment, Vec<String>)> {
+    fn load_vector(
+        &self,
+        c: &Connection,
+        col: &Collection,
+        dim: usize,
+        row: i64,
+    ) -> Result<(VectorSegment, Vec<String>)> {
         let folder = self.dir.join(&col.vector_segment);
         let cfg = &col.info.config.hnsw;
         for _ in 0..3 {
@@ -427,7 +443,6 @@ impl Vectors {
         let persisted = seg.persisted;
         self.purge_log(c, col, persisted)
     }
-
 }
 
 impl SqliteBackend {
@@ -437,7 +452,8 @@ impl SqliteBackend {
             a.wait_idle();
         }
         let c = self.writer()?;
-        let slots: Vec<(String, Arc<RwLock<Slot>>)> = lock(&self.vectors.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+        let slots: Vec<(String, Arc<RwLock<Slot>>)> =
+            lock(&self.vectors.slots).iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
         for (id, slot) in slots {
             let mut slot = write_slot(&slot);
             if !slot.seg.as_ref().is_some_and(VectorSegment::dirty) {
@@ -502,7 +518,12 @@ fn effective_entries(c: &Connection, metadata_segment: &str, entries: Vec<Entry>
 impl SqliteBackend {
     /// Appends entries to the log and applies them to the metadata segment in one transaction
     /// (durable when this returns), then to the vector segment.
-    fn write_entries(&self, info: &CollectionInfo, entries: Vec<Entry>, check: impl FnOnce(&Collection) -> Result<()>) -> Result<()> {
+    fn write_entries(
+        &self,
+        info: &CollectionInfo,
+        entries: Vec<Entry>,
+        check: impl FnOnce(&Collection) -> Result<()>,
+    ) -> Result<()> {
         let mut c = self.writer()?;
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.sql())?;
         let mut col = self.collection(&tx, info)?;
@@ -525,7 +546,8 @@ impl SqliteBackend {
         let refs: Vec<(i64, &Entry)> = seqs.iter().copied().zip(entries.iter()).collect();
         apply_metadata(&tx, &col, &refs).map_err(self.sql())?;
         tx.commit().map_err(self.sql())?;
-        let logged: Vec<Logged> = seqs.into_iter().zip(entries).map(|(seq_id, entry)| Logged { seq_id, entry }).collect();
+        let logged: Vec<Logged> =
+            seqs.into_iter().zip(entries).map(|(seq_id, entry)| Logged { seq_id, entry }).collect();
         let logged = match &self.applier {
             Some(a) => match a.submit(&col, logged) {
                 Ok(()) => return Ok(()),
@@ -542,7 +564,9 @@ impl SqliteBackend {
             WriteOp::Upsert => Op::Upsert,
             WriteOp::Update => Op::Update,
         };
-        self.write_entries(info, batch_entries(batch, code), |col| validate::record_batch(batch, op, col.info.dimension))
+        self.write_entries(info, batch_entries(batch, code), |col| {
+            validate::record_batch(batch, op, col.info.dimension)
+        })
     }
 }
 
@@ -551,7 +575,13 @@ impl SqliteBackend {
 // ---------------------------------------------------------------------------------------------
 
 /// Offset id and user id of the selected records, in Chroma's order (first insertion).
-fn select(c: &Connection, col: &Collection, sel: &Selection, limit: Option<usize>, offset: usize) -> rusqlite::Result<Vec<(i64, String)>> {
+fn select(
+    c: &Connection,
+    col: &Collection,
+    sel: &Selection,
+    limit: Option<usize>,
+    offset: usize,
+) -> rusqlite::Result<Vec<(i64, String)>> {
     let mut f = filter::SqlFilter::default();
     f.params.push(rusqlite::types::Value::Text(col.metadata_segment.clone()));
     let mut sql = String::from("SELECT DISTINCT e.id, e.embedding_id FROM embeddings e WHERE e.segment_id = ?1");
@@ -576,11 +606,21 @@ fn select(c: &Connection, col: &Collection, sel: &Selection, limit: Option<usize
 
 impl SqliteBackend {
     /// Builds records for `rows` with the fields `include` asks for.
-    fn records(&self, c: &Connection, col: &Collection, rows: &[(i64, String)], include: &[Include]) -> Result<Vec<Record>> {
+    fn records(
+        &self,
+        c: &Connection,
+        col: &Collection,
+        rows: &[(i64, String)],
+        include: &[Include],
+    ) -> Result<Vec<Record>> {
         let want_meta = include.contains(&Include::Metadatas);
         let want_doc = include.contains(&Include::Documents);
         let offsets: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        let mut stored = if want_meta || want_doc { meta::hydrate(c, &offsets, !want_meta).map_err(self.sql())? } else { HashMap::new() };
+        let mut stored = if want_meta || want_doc {
+            meta::hydrate(c, &offsets, !want_meta).map_err(self.sql())?
+        } else {
+            HashMap::new()
+        };
         let vectors = if include.contains(&Include::Embeddings) { Some(self.vectors_of(c, col, rows)?) } else { None };
         Ok(rows
             .iter()
@@ -603,17 +643,31 @@ impl SqliteBackend {
         let mut slot = write_slot(&slot);
         self.vectors.ensure_vector(c, col, &mut slot)?;
         let folder = self.dir.join(&col.vector_segment);
-        let lost = |id: &str| Error::corrupt(folder.display().to_string(), format!("vector of {id:?}"), "not in the HNSW snapshot nor in the log");
+        let lost = |id: &str| {
+            Error::corrupt(
+                folder.display().to_string(),
+                format!("vector of {id:?}"),
+                "not in the HNSW snapshot nor in the log",
+            )
+        };
         let Some(seg) = slot.seg.as_ref() else {
             return rows.first().map_or(Ok(Vec::new()), |(_, id)| Err(lost(id)));
         };
         rows.iter()
-            .map(|(_, id)| seg.ids.id_to_label.get(id).and_then(|l| seg.index.get_original_vector(*l)).ok_or_else(|| lost(id)))
+            .map(|(_, id)| {
+                seg.ids.id_to_label.get(id).and_then(|l| seg.index.get_original_vector(*l)).ok_or_else(|| lost(id))
+            })
             .collect()
     }
 
     /// Nearest neighbours of each query among the allowed labels (all when `allowed` is None).
-    fn search(&self, c: &Connection, col: &Collection, req: &QueryRequest, allowed: Option<&HashSet<String>>) -> Result<Vec<Vec<(String, f32)>>> {
+    fn search(
+        &self,
+        c: &Connection,
+        col: &Collection,
+        req: &QueryRequest,
+        allowed: Option<&HashSet<String>>,
+    ) -> Result<Vec<Vec<(String, f32)>>> {
         let slot = self.vectors.slot(&col.info.id);
         // Catching up with the log needs the segment exclusively, but only when the log holds
         // something the segment lacks; otherwise the search runs under the shared lock alone, so
@@ -628,10 +682,14 @@ impl SqliteBackend {
         }
         let slot = read_slot(&slot);
         let Some(seg) = slot.seg.as_ref() else { return Ok(vec![Vec::new(); req.embeddings.len()]) };
-        let labels: Option<HashSet<u64>> = allowed.map(|ids| ids.iter().filter_map(|id| seg.ids.id_to_label.get(id).copied()).collect());
+        let labels: Option<HashSet<u64>> =
+            allowed.map(|ids| ids.iter().filter_map(|id| seg.ids.id_to_label.get(id).copied()).collect());
         let pred = labels.as_ref().map(|set| move |l: u64| set.contains(&l));
         let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = pred.as_ref().map(|p| p as &(dyn Fn(u64) -> bool + Sync));
-        let hits = seg.index.search_batch(&req.embeddings, req.n_results, filter).map_err(|e| vector::hnsw_error(&seg.folder, e))?;
+        let hits = seg
+            .index
+            .search_batch(&req.embeddings, req.n_results, filter)
+            .map_err(|e| vector::hnsw_error(&seg.folder, e))?;
         Ok(hits
             .into_iter()
             .map(|q| q.into_iter().filter_map(|(l, d)| seg.ids.label_to_id.get(&l).map(|id| (id.clone(), d))).collect())
@@ -733,20 +791,31 @@ impl VectorBackend for SqliteBackend {
                 return Err(Error::already_exists("collection", &req.name));
             }
             let database_id = self.check_database(c, db)?;
-            let new = sysdb::NewCollection { db, database_id: &database_id, name: &req.name, metadata: req.metadata.as_ref(), config: &config };
+            let new = sysdb::NewCollection {
+                db,
+                database_id: &database_id,
+                name: &req.name,
+                metadata: req.metadata.as_ref(),
+                config: &config,
+            };
             let id = sysdb::insert_collection(c, &new).map_err(self.sql())?;
             Ok(load_one(c, &self.db_file(), &id)?.info)
         })
     }
 
     fn get_collection(&self, db: &DatabaseRef, name: &str) -> Result<CollectionInfo> {
-        self.read(|c| self.find_by_name(c, db, name)?.map(|col| col.info).ok_or_else(|| Error::not_found("collection", name)))
+        self.read(|c| {
+            self.find_by_name(c, db, name)?.map(|col| col.info).ok_or_else(|| Error::not_found("collection", name))
+        })
     }
 
     fn list_collections(&self, db: &DatabaseRef, limit: Option<usize>, offset: usize) -> Result<Vec<CollectionInfo>> {
         self.read(|c| {
             self.check_database(c, db)?;
-            Ok(sysdb::load_collections(c, &self.db_file(), &Filter::InDatabase(db, limit, offset))?.into_iter().map(|c| c.info).collect())
+            Ok(sysdb::load_collections(c, &self.db_file(), &Filter::InDatabase(db, limit, offset))?
+                .into_iter()
+                .map(|c| c.info)
+                .collect())
         })
     }
 
@@ -815,7 +884,13 @@ impl VectorBackend for SqliteBackend {
         })?;
         let entries = ids
             .into_iter()
-            .map(|(_, id)| Entry { op: Op::Delete, id, vector: None, metadata: chromalite_core::UpdateMetadata::new(), document: None })
+            .map(|(_, id)| Entry {
+                op: Op::Delete,
+                id,
+                vector: None,
+                metadata: chromalite_core::UpdateMetadata::new(),
+                document: None,
+            })
             .collect();
         self.write_entries(info, entries, |_| Ok(()))
     }
@@ -875,8 +950,15 @@ impl VectorBackend for SqliteBackend {
 
 impl SqliteBackend {
     /// Adds documents, metadatas and embeddings to query hits.
-    fn hydrate_hits(&self, c: &Connection, col: &Collection, found: Vec<Vec<(String, f32)>>, include: &[Include]) -> Result<Vec<Vec<(Record, f32)>>> {
-        let all: Vec<String> = found.iter().flatten().map(|h| h.0.clone()).collect::<HashSet<_>>().into_iter().collect();
+    fn hydrate_hits(
+        &self,
+        c: &Connection,
+        col: &Collection,
+        found: Vec<Vec<(String, f32)>>,
+        include: &[Include],
+    ) -> Result<Vec<Vec<(Record, f32)>>> {
+        let all: Vec<String> =
+            found.iter().flatten().map(|h| h.0.clone()).collect::<HashSet<_>>().into_iter().collect();
         let rows = meta::offsets_of(c, &col.metadata_segment, &all).map_err(self.sql())?;
         let records = self.records(c, col, &rows, include)?;
         let by_id: HashMap<&str, &Record> = records.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -892,7 +974,10 @@ impl SqliteBackend {
         cfg.apply_json(new)?;
         if let Some(mut schema) = col.schema.clone() {
             let h = &cfg.hnsw;
-            for ptr in ["/keys/#embedding/float_list/vector_index/config/hnsw", "/defaults/float_list/vector_index/config/hnsw"] {
+            for ptr in [
+                "/keys/#embedding/float_list/vector_index/config/hnsw",
+                "/defaults/float_list/vector_index/config/hnsw",
+            ] {
                 if let Some(obj) = schema.pointer_mut(ptr).and_then(serde_json::Value::as_object_mut) {
                     obj.insert("ef_search".into(), h.ef_search.into());
                     obj.insert("sync_threshold".into(), h.sync_threshold.into());

@@ -134,8 +134,9 @@ pub fn open_writer(db_path: &Path) -> Result<Connection> {
 /// Opens a connection that never writes, for processes that only read.
 pub fn open_reader(db_path: &Path) -> Result<Connection> {
     let err = sql_err(db_path);
-    let mut c = Connection::open_with_flags(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(&err)?;
+    let mut c =
+        Connection::open_with_flags(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(&err)?;
     init_connection(&mut c).map_err(&err)?;
     check_migrations(&c, db_path)?;
     Ok(c)
@@ -198,7 +199,8 @@ fn pending_migrations(c: &Connection, db_path: &Path) -> Result<Vec<&'static Mig
     let err = sql_err(db_path);
     let mut pending = Vec::new();
     for dir in ["sysdb", "metadb", "embeddings_queue"] {
-        let mut stmt = c.prepare("SELECT version, sql, hash FROM migrations WHERE dir = ?1 ORDER BY version").map_err(&err)?;
+        let mut stmt =
+            c.prepare("SELECT version, sql, hash FROM migrations WHERE dir = ?1 ORDER BY version").map_err(&err)?;
         let applied: Vec<(i64, String, String)> = stmt
             .query_map([dir], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(&err)?
@@ -223,12 +225,21 @@ fn pending_migrations(c: &Connection, db_path: &Path) -> Result<Vec<&'static Mig
 fn check_migrations(c: &Connection, db_path: &Path) -> Result<()> {
     let err = sql_err(db_path);
     if !table_exists(c, "migrations").map_err(&err)? {
-        return Err(Error::corrupt(db_path.display().to_string(), "migrations", "table missing: not a Chroma database"));
+        return Err(Error::corrupt(
+            db_path.display().to_string(),
+            "migrations",
+            "table missing: not a Chroma database",
+        ));
     }
     let pending = pending_migrations(c, db_path)?;
     if let Some(m) = pending.first() {
         return Err(Error::ReadOnly {
-            reason: format!("{} needs migration {}/{} which a read-only open cannot apply", db_path.display(), m.dir, m.filename),
+            reason: format!(
+                "{} needs migration {}/{} which a read-only open cannot apply",
+                db_path.display(),
+                m.dir,
+                m.filename
+            ),
         });
     }
     Ok(())

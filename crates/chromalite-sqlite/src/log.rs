@@ -137,7 +137,8 @@ pub fn read_after(c: &Connection, db_file: &str, collection_id: &str, after: i64
              WHERE topic = ?1 AND seq_id > ?2 ORDER BY seq_id",
         )
         .map_err(|e| Error::Internal(format!("reading log: {e}")))?;
-    let mut rows = stmt.query(params![topic(collection_id), after]).map_err(|e| Error::Internal(format!("reading log: {e}")))?;
+    let mut rows =
+        stmt.query(params![topic(collection_id), after]).map_err(|e| Error::Internal(format!("reading log: {e}")))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(|e| Error::Internal(format!("reading log: {e}")))? {
         out.push(decode_row(row, db_file)?);
@@ -164,7 +165,9 @@ pub fn decode_row(row: &Row<'_>, db_file: &str) -> Result<Logged> {
         ValueRef::Blob(b) => {
             let encoding: Option<String> = row.get(4).map_err(|e| field("encoding", &e.to_string()))?;
             match encoding.as_deref() {
-                Some("FLOAT32") | None => Some(decode_vector(b).ok_or_else(|| field("vector", "length is not a multiple of 4"))?),
+                Some("FLOAT32") | None => {
+                    Some(decode_vector(b).ok_or_else(|| field("vector", "length is not a multiple of 4"))?)
+                }
                 Some(other) => return Err(field("encoding", &format!("unsupported encoding {other}"))),
             }
         }
@@ -223,7 +226,13 @@ mod tests {
         meta.insert("i".into(), Some(MetadataValue::Int(2)));
         meta.insert("gone".into(), None);
         meta.insert("arr".into(), Some(MetadataValue::from_json(&serde_json::json!(["a", "b"])).unwrap()));
-        let e = Entry { op: Op::Upsert, id: "x".into(), vector: None, metadata: meta.clone(), document: Some("doc".into()) };
+        let e = Entry {
+            op: Op::Upsert,
+            id: "x".into(),
+            vector: None,
+            metadata: meta.clone(),
+            document: Some("doc".into()),
+        };
         let text = encode_metadata(&e);
         assert!(text.contains(r#""f":2.0"#), "{text}");
         let (back, doc) = decode_metadata(&text).unwrap();

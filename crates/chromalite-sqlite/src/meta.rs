@@ -13,9 +13,8 @@ type Sql<T> = rusqlite::Result<T>;
 
 /// The position (`max_seq_id`) of a segment; 0 when it has none.
 pub fn max_seq_id(c: &Connection, segment_id: &str) -> Sql<i64> {
-    let v: Option<SqlValue> = c
-        .query_row("SELECT seq_id FROM max_seq_id WHERE segment_id = ?1", [segment_id], |r| r.get(0))
-        .optional()?;
+    let v: Option<SqlValue> =
+        c.query_row("SELECT seq_id FROM max_seq_id WHERE segment_id = ?1", [segment_id], |r| r.get(0)).optional()?;
     Ok(v.map_or(0, |v| seq_from_sql(&v)))
 }
 
@@ -55,7 +54,12 @@ enum FtsOp<'a> {
 /// segments) at each savepoint once it has joined the transaction; touching the FTS table only
 /// after the other tables keeps its terms in memory until commit, which made ingest of documented
 /// records several times faster. The final table contents are the same.
-pub fn apply(c: &Connection, segment_id: &str, entries: &[(i64, &Entry)], note_key: &mut dyn FnMut(&str, &str)) -> Sql<()> {
+pub fn apply(
+    c: &Connection,
+    segment_id: &str,
+    entries: &[(i64, &Entry)],
+    note_key: &mut dyn FnMut(&str, &str),
+) -> Sql<()> {
     let Some(max) = entries.iter().map(|(s, _)| *s).max() else { return Ok(()) };
     let mut fts = Vec::new();
     for (seq, e) in entries {
@@ -65,7 +69,8 @@ pub fn apply(c: &Connection, segment_id: &str, entries: &[(i64, &Entry)], note_k
         match op {
             FtsOp::Delete(id) => delete_document(c, id)?,
             FtsOp::Insert(id, doc) => {
-                c.prepare_cached("INSERT INTO embedding_fulltext_search (rowid, string_value) VALUES (?1, ?2)")?.execute(params![id, doc])?;
+                c.prepare_cached("INSERT INTO embedding_fulltext_search (rowid, string_value) VALUES (?1, ?2)")?
+                    .execute(params![id, doc])?;
             }
         }
     }
@@ -89,7 +94,9 @@ fn apply_one<'e>(
             .query_row(params![seg, e.id, seq], |r| r.get(0))
             .optional()?,
         Op::Update => c
-            .prepare_cached("UPDATE embeddings SET seq_id = ?3 WHERE segment_id = ?1 AND embedding_id = ?2 RETURNING id")?
+            .prepare_cached(
+                "UPDATE embeddings SET seq_id = ?3 WHERE segment_id = ?1 AND embedding_id = ?2 RETURNING id",
+            )?
             .query_row(params![seg, e.id, seq], |r| r.get(0))
             .optional()?,
         Op::Upsert => c
@@ -131,7 +138,14 @@ fn delete_document(c: &Connection, id: i64) -> Sql<()> {
 
 /// Sets, replaces or removes metadata keys; a key is stored either as a scalar row or as array
 /// element rows, so writing one form removes the other.
-fn write_metadata(c: &Connection, id: i64, meta: &UpdateMetadata, doc: Option<&str>, fresh: bool, note_key: &mut dyn FnMut(&str, &str)) -> Sql<()> {
+fn write_metadata(
+    c: &Connection,
+    id: i64,
+    meta: &UpdateMetadata,
+    doc: Option<&str>,
+    fresh: bool,
+    note_key: &mut dyn FnMut(&str, &str),
+) -> Sql<()> {
     let mut upsert = c.prepare_cached(
         "INSERT INTO embedding_metadata (id, key, string_value, int_value, float_value, bool_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT(id, key) DO UPDATE SET string_value = excluded.string_value, int_value = excluded.int_value, \
@@ -269,7 +283,11 @@ fn hydrate_arrays(c: &Connection, ids_json: &str, out: &mut HashMap<i64, Stored>
     for k in order {
         let items = arrays.remove(&k).unwrap_or_default();
         if let Some(arr) = array_from(items) {
-            out.entry(k.0).or_default().metadata.get_or_insert_with(Metadata::new).insert(k.1, MetadataValue::Array(arr));
+            out.entry(k.0)
+                .or_default()
+                .metadata
+                .get_or_insert_with(Metadata::new)
+                .insert(k.1, MetadataValue::Array(arr));
         }
     }
     Ok(())
@@ -278,10 +296,18 @@ fn hydrate_arrays(c: &Connection, ids_json: &str, out: &mut HashMap<i64, Stored>
 /// Builds an array from element values, using the first element's type (as Chroma does).
 fn array_from(items: Vec<MetadataValue>) -> Option<MetadataArray> {
     Some(match items.first()? {
-        MetadataValue::Str(_) => MetadataArray::Str(items.into_iter().filter_map(|v| if let MetadataValue::Str(s) = v { Some(s) } else { None }).collect()),
-        MetadataValue::Int(_) => MetadataArray::Int(items.into_iter().filter_map(|v| if let MetadataValue::Int(i) = v { Some(i) } else { None }).collect()),
-        MetadataValue::Float(_) => MetadataArray::Float(items.into_iter().filter_map(|v| if let MetadataValue::Float(f) = v { Some(f) } else { None }).collect()),
-        MetadataValue::Bool(_) => MetadataArray::Bool(items.into_iter().filter_map(|v| if let MetadataValue::Bool(b) = v { Some(b) } else { None }).collect()),
+        MetadataValue::Str(_) => MetadataArray::Str(
+            items.into_iter().filter_map(|v| if let MetadataValue::Str(s) = v { Some(s) } else { None }).collect(),
+        ),
+        MetadataValue::Int(_) => MetadataArray::Int(
+            items.into_iter().filter_map(|v| if let MetadataValue::Int(i) = v { Some(i) } else { None }).collect(),
+        ),
+        MetadataValue::Float(_) => MetadataArray::Float(
+            items.into_iter().filter_map(|v| if let MetadataValue::Float(f) = v { Some(f) } else { None }).collect(),
+        ),
+        MetadataValue::Bool(_) => MetadataArray::Bool(
+            items.into_iter().filter_map(|v| if let MetadataValue::Bool(b) = v { Some(b) } else { None }).collect(),
+        ),
         MetadataValue::Array(_) => return None,
     })
 }

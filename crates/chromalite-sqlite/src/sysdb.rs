@@ -36,20 +36,26 @@ pub fn create_tenant(c: &Connection, name: &str) -> Sql<bool> {
 
 /// The id of a database, or `None`.
 pub fn database_id(c: &Connection, db: &DatabaseRef) -> Sql<Option<String>> {
-    c.query_row("SELECT id FROM databases WHERE name = ?1 AND tenant_id = ?2", params![db.database, db.tenant], |r| r.get(0))
-        .optional()
+    c.query_row("SELECT id FROM databases WHERE name = ?1 AND tenant_id = ?2", params![db.database, db.tenant], |r| {
+        r.get(0)
+    })
+    .optional()
 }
 
 /// Inserts a database with a fresh UUID; `false` if the tenant already has one of that name.
 pub fn create_database(c: &Connection, db: &DatabaseRef) -> Sql<bool> {
     let id = new_uuid(c)?;
-    let n = c.execute("INSERT OR IGNORE INTO databases (id, name, tenant_id) VALUES (?1, ?2, ?3)", params![id, db.database, db.tenant])?;
+    let n = c.execute(
+        "INSERT OR IGNORE INTO databases (id, name, tenant_id) VALUES (?1, ?2, ?3)",
+        params![id, db.database, db.tenant],
+    )?;
     Ok(n == 1)
 }
 
 /// A tenant's databases ordered by name, as Chroma lists them.
 pub fn list_databases(c: &Connection, tenant: &str, limit: Option<usize>, offset: usize) -> Sql<Vec<Database>> {
-    let mut stmt = c.prepare("SELECT id, name, tenant_id FROM databases WHERE tenant_id = ?1 ORDER BY name LIMIT ?2 OFFSET ?3")?;
+    let mut stmt =
+        c.prepare("SELECT id, name, tenant_id FROM databases WHERE tenant_id = ?1 ORDER BY name LIMIT ?2 OFFSET ?3")?;
     let rows = stmt.query_map(params![tenant, to_limit(limit), to_i64(offset)], |r| {
         Ok(Database { id: r.get(0)?, name: r.get(1)?, tenant: r.get(2)? })
     })?;
@@ -96,7 +102,10 @@ pub fn insert_collection(c: &Connection, new: &NewCollection<'_>) -> Sql<String>
         write_collection_metadata(c, &id, m)?;
     }
     for (ty, scope) in [(VECTOR_SEGMENT_TYPE, "VECTOR"), (METADATA_SEGMENT_TYPE, "METADATA")] {
-        c.execute("INSERT INTO segments (id, type, scope, collection) VALUES (?1, ?2, ?3, ?4)", params![new_uuid(c)?, ty, scope, id])?;
+        c.execute(
+            "INSERT INTO segments (id, type, scope, collection) VALUES (?1, ?2, ?3, ?4)",
+            params![new_uuid(c)?, ty, scope, id],
+        )?;
     }
     Ok(id)
 }
@@ -134,7 +143,8 @@ pub fn set_dimension(c: &Connection, collection_id: &str, dim: usize) -> Sql<()>
 }
 
 pub fn set_schema(c: &Connection, collection_id: &str, schema: &Value) -> Sql<()> {
-    c.execute("UPDATE collections SET schema_str = ?1 WHERE id = ?2", params![schema.to_string(), collection_id]).map(drop)
+    c.execute("UPDATE collections SET schema_str = ?1 WHERE id = ?2", params![schema.to_string(), collection_id])
+        .map(drop)
 }
 
 /// Deletes a collection's rows everywhere (catalog, metadata segment, log, positions).
@@ -224,10 +234,14 @@ fn finish_collection(c: &Connection, db_file: &str, raw: RawCollection) -> Resul
     let metadata = read_collection_metadata(c, &raw.id).map_err(to_sql)?;
     let schema = match raw.schema_json.as_deref().map(str::trim) {
         None | Some("" | "null") => None,
-        Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|e| Error::corrupt(db_file, field("schema_str"), e.to_string()))?),
+        Some(text) => Some(
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| Error::corrupt(db_file, field("schema_str"), e.to_string()))?,
+        ),
     };
     let legacy = match raw.config_json.as_deref() {
-        Some(text) => serde_json::from_str::<Value>(text).map_err(|e| Error::corrupt(db_file, field("config_json_str"), e.to_string()))?,
+        Some(text) => serde_json::from_str::<Value>(text)
+            .map_err(|e| Error::corrupt(db_file, field("config_json_str"), e.to_string()))?,
         None => Value::Null,
     };
     let config = resolve_config(schema.as_ref(), &legacy, metadata.as_ref());
@@ -242,8 +256,14 @@ fn finish_collection(c: &Connection, db_file: &str, raw: RawCollection) -> Resul
             _ => {}
         }
     }
-    let missing = |what: &str| Error::corrupt(db_file, format!("segments[collection={}]", raw.id), format!("no {what} segment"));
-    let dimension = raw.dimension.map(|d| usize::try_from(d).map_err(|_| Error::corrupt(db_file, field("dimension"), format!("{d} is negative")))).transpose()?;
+    let missing =
+        |what: &str| Error::corrupt(db_file, format!("segments[collection={}]", raw.id), format!("no {what} segment"));
+    let dimension = raw
+        .dimension
+        .map(|d| {
+            usize::try_from(d).map_err(|_| Error::corrupt(db_file, field("dimension"), format!("{d} is negative")))
+        })
+        .transpose()?;
     Ok(Collection {
         info: CollectionInfo {
             id: raw.id.clone(),

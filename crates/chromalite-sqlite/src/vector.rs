@@ -52,7 +52,9 @@ fn params_of(cfg: &HnswConfig) -> Params {
 #[must_use]
 pub fn hnsw_error(folder: &Path, e: HnswError) -> Error {
     match e {
-        HnswError::Corrupt { file, field, detail } => Error::corrupt(folder.join(file).display().to_string(), field, detail),
+        HnswError::Corrupt { file, field, detail } => {
+            Error::corrupt(folder.join(file).display().to_string(), field, detail)
+        }
         HnswError::Io { path, source } => Error::io(path, source),
         HnswError::DimensionMismatch { expected, got } => Error::DimensionMismatch { expected, got },
         HnswError::InvalidArgument(m) => Error::InvalidArgument(m),
@@ -67,7 +69,10 @@ fn folder_identity(p: &Path) -> Option<u64> {
 
 #[cfg(not(unix))]
 fn folder_identity(p: &Path) -> Option<u64> {
-    fs::metadata(p).ok().and_then(|m| m.modified().ok()).map(|t| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+    fs::metadata(p)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .map(|t| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
 }
 
 fn side(folder: &Path, suffix: &str) -> PathBuf {
@@ -132,14 +137,29 @@ impl VectorSegment {
         }
         let index = index.map_err(|e| hnsw_error(folder, e))?;
         if before != folder_identity(folder) {
-            return Err(Error::Unavailable { message: format!("{} was replaced while loading", folder.display()), retry_after: None });
+            return Err(Error::Unavailable {
+                message: format!("{} was replaced while loading", folder.display()),
+                retry_after: None,
+            });
         }
         if let Some((id, label)) = ids.id_to_label.iter().find(|(_, l)| !index.contains(**l)) {
-            return Err(Error::corrupt(pickle.display().to_string(), "id_to_label", format!("id {id:?} maps to label {label}, absent from the index")));
+            return Err(Error::corrupt(
+                pickle.display().to_string(),
+                "id_to_label",
+                format!("id {id:?} maps to label {label}, absent from the index"),
+            ));
         }
         // Chroma 1.x keeps the position in SQLite; older pickles carried it themselves.
         let seq = if row_seq > 0 { row_seq } else { ids.max_seq_id.unwrap_or(0) };
-        Ok(Some(VectorSegment { index, ids, applied: seq, persisted: seq, since_persist: 0, folder: folder.to_path_buf(), loaded_from: before }))
+        Ok(Some(VectorSegment {
+            index,
+            ids,
+            applied: seq,
+            persisted: seq,
+            since_persist: 0,
+            folder: folder.to_path_buf(),
+            loaded_from: before,
+        }))
     }
 
     /// Applies log entries newer than `applied`, as Chroma's HNSW writer does: adds of known ids
@@ -232,7 +252,8 @@ impl VectorSegment {
         if old.exists() {
             fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
         }
-        crate::meta::set_max_seq_id(c, segment_id, staged.applied).map_err(|e| Error::Internal(format!("recording HNSW position: {e}")))?;
+        crate::meta::set_max_seq_id(c, segment_id, staged.applied)
+            .map_err(|e| Error::Internal(format!("recording HNSW position: {e}")))?;
         self.persisted = staged.applied;
         // Entries applied while the files were written are not in this snapshot.
         self.since_persist = self.since_persist.saturating_sub(staged.since_persist);
@@ -307,7 +328,8 @@ pub fn rebuild(
     let mut seg = VectorSegment::empty(folder, dim, cfg);
     let db_err = |e: rusqlite::Error| Error::Internal(format!("rebuilding HNSW segment: {e}"));
     let latest = effective_vectors(c, collection_id, upto).map_err(db_err)?;
-    let mut stmt = c.prepare("SELECT embedding_id FROM embeddings WHERE segment_id = ?1 ORDER BY id").map_err(db_err)?;
+    let mut stmt =
+        c.prepare("SELECT embedding_id FROM embeddings WHERE segment_id = ?1 ORDER BY id").map_err(db_err)?;
     let live = stmt.query_map([metadata_segment], |r| r.get::<_, String>(0)).map_err(db_err)?;
     let mut batch = Vec::new();
     let mut missing = Vec::new();

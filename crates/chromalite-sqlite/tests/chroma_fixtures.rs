@@ -13,7 +13,8 @@ fn chromadb_written_directories_answer_like_chromadb() {
     let mut seen = 0;
     for entry in std::fs::read_dir(&root).expect("fixtures/chroma-dirs is committed") {
         let fixture = entry.unwrap().path();
-        let read = |f: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(fixture.join(f)).unwrap()).unwrap() };
+        let read =
+            |f: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(fixture.join(f)).unwrap()).unwrap() };
         let (spec, expected) = (read("spec.json"), read("expected.json"));
         let expected: Vec<Value> = expected.as_array().unwrap().iter().map(common::pick_result).collect();
         let tmp = tempfile::tempdir().unwrap();

@@ -7,5 +7,7 @@ mod conformance;
 
 #[test]
 fn sqlite_backend_matches_chromadb() {
-    conformance::run_all("sqlite", &|dir| Box::new(chromalite_sqlite::SqliteBackend::open(dir).expect("open persist directory")));
+    conformance::run_all("sqlite", &|dir| {
+        Box::new(chromalite_sqlite::SqliteBackend::open(dir).expect("open persist directory"))
+    });
 }

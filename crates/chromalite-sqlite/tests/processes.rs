@@ -35,7 +35,8 @@ fn batch(start: usize) -> RecordBatch {
 
 /// Child role: imports batches forever (or `limit` of them), reporting each durable batch.
 fn run_importer(dir: &Path, limit: usize) {
-    let store = SqliteBackend::open_with(dir, &Options { lock_wait: Duration::from_secs(30), ..Options::default() }).unwrap();
+    let store =
+        SqliteBackend::open_with(dir, &Options { lock_wait: Duration::from_secs(30), ..Options::default() }).unwrap();
     let col = collection(&store);
     let mut done = store.count(&col).unwrap();
     let mut committed = 0;
@@ -85,7 +86,9 @@ fn run_reader(dir: &Path, expect: usize) {
 #[test]
 fn child_role() {
     // Runs only when re-executed by the tests below.
-    let (Ok(role), Ok(dir)) = (std::env::var("CHROMALITE_TEST_ROLE"), std::env::var("CHROMALITE_TEST_DIR")) else { return };
+    let (Ok(role), Ok(dir)) = (std::env::var("CHROMALITE_TEST_ROLE"), std::env::var("CHROMALITE_TEST_DIR")) else {
+        return;
+    };
     let arg: usize = std::env::var("CHROMALITE_TEST_ARG").ok().and_then(|a| a.parse().ok()).unwrap_or(usize::MAX);
     match role.as_str() {
         "import" => run_importer(Path::new(&dir), arg),

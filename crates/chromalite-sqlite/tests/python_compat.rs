@@ -76,21 +76,39 @@ fn record_meta(i: usize) -> Option<UpdateMetadata> {
     Some(update_metadata_from_json(&m).unwrap())
 }
 
-fn add_records(store: &SqliteBackend, col: &chromalite_core::CollectionInfo, rng: &mut Lcg, n: usize, dim: usize, prefix: &str) {
+fn add_records(
+    store: &SqliteBackend,
+    col: &chromalite_core::CollectionInfo,
+    rng: &mut Lcg,
+    n: usize,
+    dim: usize,
+    prefix: &str,
+) {
     for start in (0..n).step_by(300) {
         let idx: Vec<usize> = (start..n.min(start + 300)).collect();
         let mut batch = RecordBatch::new(idx.iter().map(|i| format!("{prefix}{i}")));
         batch.embeddings = Some(idx.iter().map(|_| rng.vec(dim)).collect());
-        batch.documents =
-            Some(idx.iter().map(|i| (i % 11 != 0).then(|| format!("document {i} about {}", ["cats", "dogs", "Birds"][i % 3]))).collect());
+        batch.documents = Some(
+            idx.iter()
+                .map(|i| (i % 11 != 0).then(|| format!("document {i} about {}", ["cats", "dogs", "Birds"][i % 3])))
+                .collect(),
+        );
         batch.metadatas = Some(idx.iter().map(|i| record_meta(*i)).collect());
         store.add(col, &batch).unwrap();
     }
 }
 
-fn create(store: &SqliteBackend, db: &DatabaseRef, name: &str, metadata: Option<serde_json::Value>, configuration: Option<serde_json::Value>) -> chromalite_core::CollectionInfo {
+fn create(
+    store: &SqliteBackend,
+    db: &DatabaseRef,
+    name: &str,
+    metadata: Option<serde_json::Value>,
+    configuration: Option<serde_json::Value>,
+) -> chromalite_core::CollectionInfo {
     let metadata = metadata.map(|m| chromalite_core::metadata::metadata_from_json(&m).unwrap());
-    store.create_collection(db, &CreateCollection { name: name.into(), metadata, configuration, get_or_create: false }).unwrap()
+    store
+        .create_collection(db, &CreateCollection { name: name.into(), metadata, configuration, get_or_create: false })
+        .unwrap()
 }
 
 /// The same kind of data `sqlite_compat.py write` produces, written by chromalite.
@@ -99,18 +117,29 @@ fn write_data(store: &SqliteBackend) {
     let db = DatabaseRef::default();
     let l2 = create(store, &db, "l2col", None, None);
     add_records(store, &l2, &mut rng, 1500, 8, "r");
-    store.delete(&l2, &Selection { ids: Some((0..100).step_by(10).map(|i| format!("r{i}")).collect()), ..Default::default() }).unwrap();
+    store
+        .delete(
+            &l2,
+            &Selection { ids: Some((0..100).step_by(10).map(|i| format!("r{i}")).collect()), ..Default::default() },
+        )
+        .unwrap();
     let mut upd = RecordBatch::new(["r1", "r2", "r3"]);
     upd.embeddings = Some((0..3).map(|_| rng.vec(8)).collect());
     upd.documents = Some(vec![Some("updated one".into()), Some("updated two".into()), Some("updated three".into())]);
     upd.metadatas = Some(
-        [json!({"i": 1001, "tag": null}), json!({"new": "yes"}), json!({"arr": [9, 9, 9]})].iter().map(|m| Some(update_metadata_from_json(m).unwrap())).collect(),
+        [json!({"i": 1001, "tag": null}), json!({"new": "yes"}), json!({"arr": [9, 9, 9]})]
+            .iter()
+            .map(|m| Some(update_metadata_from_json(m).unwrap()))
+            .collect(),
     );
     store.update(&l2, &upd).unwrap();
     let mut ups = RecordBatch::new(["r4", "fresh1"]);
     ups.embeddings = Some(vec![rng.vec(8), rng.vec(8)]);
     ups.documents = Some(vec![Some("u4".into()), Some("fresh".into())]);
-    ups.metadatas = Some(vec![Some(update_metadata_from_json(&json!({"up": true})).unwrap()), Some(update_metadata_from_json(&json!({"up": false})).unwrap())]);
+    ups.metadatas = Some(vec![
+        Some(update_metadata_from_json(&json!({"up": true})).unwrap()),
+        Some(update_metadata_from_json(&json!({"up": false})).unwrap()),
+    ]);
     store.upsert(&l2, &ups).unwrap();
     let w = Where::from_json(&json!({"$and": [{"tag": "blue"}, {"i": {"$gt": 1400}}]})).unwrap();
     store.delete(&l2, &Selection { where_: Some(w), ..Default::default() }).unwrap();

@@ -74,7 +74,11 @@ fn serve(stream: TcpStream, reply: Option<&Reply>, seen: &Mutex<Vec<String>>) {
             std::thread::sleep(Duration::from_secs(30));
             return;
         };
-        let mut text = format!("HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", reply.status, reply.body.len());
+        let mut text = format!(
+            "HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            reply.status,
+            reply.body.len()
+        );
         for (k, v) in &reply.headers {
             let _ = write!(text, "{k}: {v}\r\n");
         }

@@ -86,13 +86,17 @@ pub fn spec() -> Value {
         steps.push(step(json!({"op": "get", "include": md, "where": {"i": {"$in": [1, 2, 3, 1001]}}})));
         steps.push(step(json!({"op": "get", "include": md, "where": {"tag": {"$nin": ["red", "green"]}}})));
         steps.push(step(json!({"op": "get", "include": md, "where": {"words": {"$not_contains": "alpha"}}})));
-        steps.push(step(json!({"op": "get", "include": all, "ids": ["r1", "r2", "r4", "fresh1", "c3", "p7", "o2", "py1", "nope"]})));
+        steps.push(step(
+            json!({"op": "get", "include": all, "ids": ["r1", "r2", "r4", "fresh1", "c3", "p7", "o2", "py1", "nope"]}),
+        ));
         if *name == "emptycol" {
             continue;
         }
         let q = json!([qvec(1, *dim), qvec(2, *dim)]);
         steps.push(step(json!({"op": "query", "query_embeddings": q, "n_results": 7, "include": qinc})));
-        steps.push(step(json!({"op": "query", "query_embeddings": q, "n_results": 5, "include": qinc, "where": {"tag": "green"}})));
+        steps.push(step(
+            json!({"op": "query", "query_embeddings": q, "n_results": 5, "include": qinc, "where": {"tag": "green"}}),
+        ));
         steps.push(step(json!({"op": "query", "query_embeddings": q, "n_results": 4, "include": qinc, "where_document": {"$not_contains": "cats"}})));
     }
     Value::Array(steps)
@@ -134,12 +138,15 @@ pub fn run_rust(b: &dyn VectorBackend, spec: &Value) -> Vec<Value> {
             let out = match step["op"].as_str().unwrap() {
                 "count" => b.count(&col).map(|n| json!(n)),
                 "get" => b
-                    .get(&col, &GetRequest {
-                        selection: selection(step),
-                        limit: step.get("limit").and_then(Value::as_u64).map(|n| n as usize),
-                        offset: step.get("offset").and_then(Value::as_u64).map_or(0, |n| n as usize),
-                        include: includes(step),
-                    })
+                    .get(
+                        &col,
+                        &GetRequest {
+                            selection: selection(step),
+                            limit: step.get("limit").and_then(Value::as_u64).map(|n| n as usize),
+                            offset: step.get("offset").and_then(Value::as_u64).map_or(0, |n| n as usize),
+                            include: includes(step),
+                        },
+                    )
                     .map(|r| pick(&r.to_json())),
                 _ => {
                     let embeddings = step["query_embeddings"]
@@ -148,12 +155,15 @@ pub fn run_rust(b: &dyn VectorBackend, spec: &Value) -> Vec<Value> {
                         .iter()
                         .map(|q| q.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
                         .collect();
-                    b.query(&col, &QueryRequest {
-                        embeddings,
-                        n_results: step["n_results"].as_u64().unwrap() as usize,
-                        selection: selection(step),
-                        include: includes(step),
-                    })
+                    b.query(
+                        &col,
+                        &QueryRequest {
+                            embeddings,
+                            n_results: step["n_results"].as_u64().unwrap() as usize,
+                            selection: selection(step),
+                            include: includes(step),
+                        },
+                    )
                     .map(|r| pick(&r.to_json()))
                 }
             };
@@ -201,7 +211,9 @@ pub fn same(path: &str, a: &Value, b: &Value) -> Result<(), String> {
         }
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().try_for_each(|k| same(&format!("{path}.{k}"), x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null)))
+            keys.into_iter().try_for_each(|k| {
+                same(&format!("{path}.{k}"), x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null))
+            })
         }
         _ if a == b => Ok(()),
         _ => Err(format!("{path}: {a} vs {b}")),
