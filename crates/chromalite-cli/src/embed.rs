@@ -76,10 +76,10 @@ impl<'a> Lazy<'a> {
 
     /// Embeds `texts`, loading the model on first use.
     pub fn embed(&mut self, texts: &[&str]) -> CliResult<Vec<Vec<f32>>> {
-        if self.model.is_none() {
-            self.model = Some(load(self.opts)?);
-        }
-        let model = self.model.as_ref().expect("just loaded");
+        let model = match &self.model {
+            Some(m) => Arc::clone(m),
+            None => Arc::clone(self.model.insert(load(self.opts)?)),
+        };
         model.embed(texts).map_err(|e| CliError::Store(e.into()))
     }
 }
