@@ -54,6 +54,50 @@ impl Filter {
     }
 }
 
+/// The record criteria `get` and `query` share; filters are parsed when the call runs.
+#[derive(Debug, Default)]
+struct Criteria {
+    ids: Option<Vec<String>>,
+    where_: Option<Filter>,
+    where_document: Option<Filter>,
+}
+
+impl Criteria {
+    fn into_selection(self) -> Result<Selection> {
+        Ok(Selection {
+            ids: self.ids,
+            where_: self.where_.map(Filter::into_where).transpose()?,
+            where_document: self.where_document.map(Filter::into_where_document).transpose()?,
+        })
+    }
+}
+
+/// `ids`, `where_` and `where_document` for a builder with a `criteria` field.
+macro_rules! criteria_methods {
+    () => {
+        /// Only records with these ids.
+        #[must_use]
+        pub fn ids<I: Into<String>>(mut self, ids: impl IntoIterator<Item = I>) -> Self {
+            self.criteria.ids = Some(ids.into_iter().map(Into::into).collect());
+            self
+        }
+
+        /// A metadata filter (Chroma JSON or [`Where`]).
+        #[must_use]
+        pub fn where_(mut self, f: impl Into<Filter>) -> Self {
+            self.criteria.where_ = Some(f.into());
+            self
+        }
+
+        /// A document filter (Chroma JSON or [`WhereDocument`]).
+        #[must_use]
+        pub fn where_document(mut self, f: impl Into<Filter>) -> Self {
+            self.criteria.where_document = Some(f.into());
+            self
+        }
+    };
+}
+
 /// Builds a `create_collection` call.
 #[derive(Debug)]
 pub struct CreateBuilder<'a> {
@@ -206,35 +250,15 @@ pub(crate) fn embed_documents(ef: &dyn EmbeddingFunction, docs: &[Option<String>
 pub struct GetBuilder<'a> {
     col: &'a Collection,
     req: GetRequest,
-    where_: Option<Filter>,
-    where_document: Option<Filter>,
+    criteria: Criteria,
 }
 
 impl<'a> GetBuilder<'a> {
     pub(crate) fn new(col: &'a Collection) -> Self {
-        GetBuilder { col, req: GetRequest::default(), where_: None, where_document: None }
+        GetBuilder { col, req: GetRequest::default(), criteria: Criteria::default() }
     }
 
-    /// Only these ids.
-    #[must_use]
-    pub fn ids<I: Into<String>>(mut self, ids: impl IntoIterator<Item = I>) -> Self {
-        self.req.selection.ids = Some(ids.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// A metadata filter (Chroma JSON or [`Where`]).
-    #[must_use]
-    pub fn where_(mut self, f: impl Into<Filter>) -> Self {
-        self.where_ = Some(f.into());
-        self
-    }
-
-    /// A document filter (Chroma JSON or [`WhereDocument`]).
-    #[must_use]
-    pub fn where_document(mut self, f: impl Into<Filter>) -> Self {
-        self.where_document = Some(f.into());
-        self
-    }
+    criteria_methods!();
 
     /// At most `n` records.
     #[must_use]
@@ -259,17 +283,9 @@ impl<'a> GetBuilder<'a> {
 
     /// Runs the read.
     pub fn run(mut self) -> Result<GetResult> {
-        self.req.selection = selection(self.req.selection.ids.take(), self.where_, self.where_document)?;
+        self.req.selection = self.criteria.into_selection()?;
         self.col.backend().get(self.col.info(), &self.req)
     }
-}
-
-fn selection(ids: Option<Vec<String>>, w: Option<Filter>, d: Option<Filter>) -> Result<Selection> {
-    Ok(Selection {
-        ids,
-        where_: w.map(Filter::into_where).transpose()?,
-        where_document: d.map(Filter::into_where_document).transpose()?,
-    })
 }
 
 /// Builds a `query` call.
@@ -277,8 +293,7 @@ fn selection(ids: Option<Vec<String>>, w: Option<Filter>, d: Option<Filter>) -> 
 pub struct QueryBuilder<'a> {
     col: &'a Collection,
     req: QueryRequest,
-    where_: Option<Filter>,
-    where_document: Option<Filter>,
+    criteria: Criteria,
     texts: Option<Vec<String>>,
 }
 
@@ -287,8 +302,7 @@ impl<'a> QueryBuilder<'a> {
         QueryBuilder {
             col,
             req: QueryRequest { embeddings, ..Default::default() },
-            where_: None,
-            where_document: None,
+            criteria: Criteria::default(),
             texts: None,
         }
     }
@@ -304,26 +318,7 @@ impl<'a> QueryBuilder<'a> {
         self
     }
 
-    /// Restrict the search to these ids.
-    #[must_use]
-    pub fn ids<I: Into<String>>(mut self, ids: impl IntoIterator<Item = I>) -> Self {
-        self.req.selection.ids = Some(ids.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// A metadata filter (Chroma JSON or [`Where`]).
-    #[must_use]
-    pub fn where_(mut self, f: impl Into<Filter>) -> Self {
-        self.where_ = Some(f.into());
-        self
-    }
-
-    /// A document filter (Chroma JSON or [`WhereDocument`]).
-    #[must_use]
-    pub fn where_document(mut self, f: impl Into<Filter>) -> Self {
-        self.where_document = Some(f.into());
-        self
-    }
+    criteria_methods!();
 
     /// Which fields to return (default: metadatas, documents, distances).
     #[must_use]
@@ -337,7 +332,7 @@ impl<'a> QueryBuilder<'a> {
         if self.req.n_results == 0 {
             return Err(Error::invalid("Number of requested results 0, cannot be negative, or zero."));
         }
-        self.req.selection = selection(self.req.selection.ids.take(), self.where_, self.where_document)?;
+        self.req.selection = self.criteria.into_selection()?;
         if let Some(texts) = &self.texts {
             let ef = self.col.embedding_function().ok_or_else(|| {
                 Error::invalid(
