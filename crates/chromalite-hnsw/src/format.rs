@@ -3,13 +3,13 @@
 //! See `FORMAT.md` beside this crate for the byte layout.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::distance::Space;
 use crate::error::HnswError;
-use crate::index::{Index, DELETE_BIT};
+use crate::index::{Index, COUNT_MASK, DELETE_BIT};
 use crate::rng::MAX_LEVEL;
 
 /// File names of a persisted index.
@@ -262,14 +262,8 @@ impl Index {
         // longer: it is written at capacity when the index is created).
         let dp = dir.join(DATA_LEVEL0_FILE);
         let (df, dlen) = open_with_len(&dp)?;
-        let dneed = need(DATA_LEVEL0_FILE, dlen, count.checked_mul(rec), "cur_element_count records")?;
-        // Decoded record by record from the file: the index's arrays are the only copy in memory
-        // (a whole-file buffer would double peak memory and the time spent faulting it in).
-        let level0 = Records::File {
-            reader: BufReader::with_capacity(1 << 20, df.take(dneed)),
-            buf: Vec::new(),
-            path: dp.clone(),
-        };
+        need(DATA_LEVEL0_FILE, dlen, count.checked_mul(rec), "cur_element_count records")?;
+        let level0 = Records::File { file: df, path: dp.clone() };
 
         // length.bin
         let lp = dir.join(LENGTH_FILE);
@@ -359,19 +353,9 @@ impl Index {
         let n = self.labels.len();
         let tmp = |name: &str| dir.join(format!("{name}.chromalite-tmp"));
 
-        write_file(&tmp(DATA_LEVEL0_FILE), |w| {
-            let s0 = self.max_m0 + 1;
-            for i in 0..n {
-                for word in &self.links0[i * s0..(i + 1) * s0] {
-                    w.write_all(&word.load(Ordering::Relaxed).to_le_bytes())?;
-                }
-                for x in self.vector(i as u32) {
-                    w.write_all(&x.to_le_bytes())?;
-                }
-                w.write_all(&self.labels[i].to_le_bytes())?;
-            }
-            Ok(())
-        })?;
+        debug_assert_eq!(self.level0.len(), n * self.stride);
+        // The records in memory are the file's records.
+        write_file(&tmp(DATA_LEVEL0_FILE), |w| write_words(w, &self.level0))?;
         write_file(&tmp(LENGTH_FILE), |w| {
             for x in &self.lengths {
                 w.write_all(&x.to_le_bytes())?;
@@ -396,34 +380,57 @@ impl Index {
     }
 }
 
-/// Creates the index for a validated header and decodes the elements.
-/// The element records of `data_level0.bin`, from memory or streamed from the file.
+/// Writes words little-endian, converted a block at a time.
+fn write_words(w: &mut impl Write, words: &[AtomicU32]) -> std::io::Result<()> {
+    const BLOCK: usize = 1 << 14;
+    let mut buf = vec![0u8; BLOCK * 4];
+    for chunk in words.chunks(BLOCK) {
+        for (b, x) in buf.chunks_exact_mut(4).zip(chunk) {
+            b.copy_from_slice(&x.load(Ordering::Relaxed).to_le_bytes());
+        }
+        w.write_all(&buf[..chunk.len() * 4])?;
+    }
+    Ok(())
+}
+
+/// The bytes of `words`, for filling them from a file in one read.
+fn words_as_bytes_mut(words: &mut [AtomicU32]) -> &mut [u8] {
+    // SAFETY: the pointer and length cover exactly the memory of `words` (`size_of_val`), `u8`
+    // needs no alignment, and the exclusive borrow (whose lifetime the result takes) means
+    // nothing else reads or writes the words meanwhile. Every byte pattern is a valid `u8` and,
+    // four at a time, a valid `AtomicU32`, so whatever is written through the result leaves valid
+    // words behind.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(words)) }
+}
+
+/// The `data_level0.bin` records (exactly `cur_element_count` of them), in memory or in the file.
 enum Records<'a> {
     Slice(&'a [u8]),
-    File { reader: BufReader<std::io::Take<File>>, buf: Vec<u8>, path: PathBuf },
+    File { file: File, path: PathBuf },
 }
 
 impl Records<'_> {
-    /// Record `i` (records are read in order), `rec` bytes long.
-    fn next(&mut self, i: usize, rec: usize) -> Result<&[u8], HnswError> {
+    /// Copies the records into `out`, whose byte length the caller checked against the source.
+    fn fill(self, out: &mut [AtomicU32]) -> Result<(), HnswError> {
+        let bytes = words_as_bytes_mut(out);
         match self {
-            Records::Slice(s) => Ok(&s[i * rec..(i + 1) * rec]),
-            Records::File { reader, buf, path } => {
-                buf.resize(rec, 0);
-                reader.read_exact(buf).map_err(|e| {
+            Records::Slice(s) => bytes.copy_from_slice(&s[..bytes.len()]),
+            Records::File { mut file, path } => {
+                file.read_exact(bytes).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        HnswError::corrupt(
-                            DATA_LEVEL0_FILE,
-                            "file_length",
-                            format!("file shrank while reading element {i}"),
-                        )
+                        HnswError::corrupt(DATA_LEVEL0_FILE, "file_length", "file shrank while reading it")
                     } else {
-                        HnswError::io(path.clone(), e)
+                        HnswError::io(path, e)
                     }
                 })?;
-                Ok(buf)
             }
         }
+        if cfg!(target_endian = "big") {
+            for w in out.iter_mut() {
+                *w.get_mut() = u32::from_le(*w.get_mut());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -449,55 +456,58 @@ fn build_index(
         header.cur_element_count,
     );
     decode_elements(&mut index, header, level0, length_bytes, links)?;
-    index.check_links(LINK_LISTS_FILE)?;
+    // Level 0 was checked while decoding.
+    index.check_links(LINK_LISTS_FILE, 1)?;
     Ok(index)
 }
 
 /// Decodes the element records into `index` (created empty with the
-/// header's layout), validating link-list sizes and levels on the way.
+/// header's layout), validating every link count, link id and label, and the
+/// link-list sizes and levels, on the way.
 fn decode_elements(
     index: &mut Index,
     header: &Header,
-    mut level0: Records<'_>,
+    level0: Records<'_>,
     length_bytes: &[u8],
     links: &[u8],
 ) -> Result<(), HnswError> {
-    let count = header.cur_element_count;
-    let dim = index.dim;
+    let n = header.cur_element_count as usize;
     let max_m0 = index.max_m0;
-    let max_m = index.max_m;
-    let rec = header.size_data_per_element;
-    let n = count as usize;
-    let per_level = (max_m + 1) * 4;
-    index.vectors.reserve_exact(n * dim);
-    index.lengths.reserve_exact(n);
+    let stride = index.stride;
+    let per_level = (index.max_m + 1) * 4;
+    // `stride * 4 == size_data_per_element` (validated header) and the caller checked
+    // `n * size_data_per_element` against the file length, which bounds this allocation.
+    debug_assert_eq!((stride * 4) as u64, header.size_data_per_element);
+    let mut words: Vec<AtomicU32> = Vec::new();
+    words.resize_with(n * stride, || AtomicU32::new(0));
+    level0.fill(&mut words)?;
     index.labels.reserve_exact(n);
+    index.lengths.reserve_exact(n);
     index.levels.reserve_exact(n);
-    index.links0.reserve_exact(n * (max_m0 + 1));
     index.upper.reserve_exact(n);
     index.label_map.reserve(n);
-
-    let rec = rec as usize;
-    let off_data = header.offset_data as usize;
-    let off_label = header.label_offset as usize;
-    let max_level = if n > 0 { header.maxlevel as usize } else { 0 };
-    let mut pos = 0usize;
-    for i in 0..n {
-        let r = level0.next(i, rec)?;
-        let mut deleted = false;
-        for w in r[..off_data].chunks_exact(4) {
-            let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-            index.links0.push(AtomicU32::new(v));
+    let label_at = max_m0 + 1 + index.dim;
+    for (i, rec) in words.chunks_exact_mut(stride).enumerate() {
+        let head = *rec[0].get_mut();
+        let count = (head & COUNT_MASK) as usize;
+        if count > max_m0 {
+            return Err(HnswError::corrupt(
+                DATA_LEVEL0_FILE,
+                "link_count",
+                format!("element {i} level 0 has {count} links, more than the maximum {max_m0}"),
+            ));
         }
-        if index.links0[i * (max_m0 + 1)].load(Ordering::Relaxed) & DELETE_BIT != 0 {
-            deleted = true;
+        if let Some(bad) = rec[1..=count].iter_mut().map(|w| *w.get_mut()).find(|&nb| nb as usize >= n) {
+            return Err(HnswError::corrupt(
+                DATA_LEVEL0_FILE,
+                "neighbor_id",
+                format!("element {i} level 0 links to {bad}, which is not an element on that level"),
+            ));
         }
-        index
-            .vectors
-            .extend(r[off_data..off_label].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
-        let mut lb = [0u8; 8];
-        lb.copy_from_slice(&r[off_label..off_label + 8]);
-        let label = u64::from_le_bytes(lb);
+        if head & DELETE_BIT != 0 {
+            index.num_deleted += 1;
+        }
+        let label = u64::from(*rec[label_at].get_mut()) | (u64::from(*rec[label_at + 1].get_mut()) << 32);
         if index.label_map.insert(label, i as u32).is_some() {
             return Err(HnswError::corrupt(
                 DATA_LEVEL0_FILE,
@@ -506,12 +516,13 @@ fn decode_elements(
             ));
         }
         index.labels.push(label);
-        let lb4 = &length_bytes[i * 4..i * 4 + 4];
-        index.lengths.push(f32::from_le_bytes([lb4[0], lb4[1], lb4[2], lb4[3]]));
-        if deleted {
-            index.num_deleted += 1;
-        }
+    }
+    index.level0 = words;
+    index.lengths.extend(length_bytes[..n * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
 
+    let max_level = if n > 0 { header.maxlevel as usize } else { 0 };
+    let mut pos = 0usize;
+    for i in 0..n {
         let (upper, level) = read_upper_block(links, &mut pos, i, per_level, max_level)?;
         index.upper.push(upper);
         index.levels.push(level as u8);

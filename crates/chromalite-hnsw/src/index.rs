@@ -1,20 +1,26 @@
 //! The HNSW graph: insertion, update, deletion marks and search.
 //!
-//! Memory layout mirrors hnswlib's, split into typed arrays instead of one
-//! interleaved byte buffer:
+//! Memory layout is hnswlib's: `level0` holds one fixed-size record per
+//! element, word for word the record of `data_level0.bin` (on little-endian
+//! machines byte for byte), so that a search hop touches one region of memory
+//! and loading is one bulk read plus a validation sweep:
 //!
-//! * `links0`: per element, `max_m0 + 1` words. Word 0 is hnswlib's
-//!   `linklistsizeint`: bits 0..16 hold the neighbour count, bit 16 (the low bit
-//!   of byte 2) is the delete mark. Words 1.. hold neighbour internal ids.
+//! * word 0 is hnswlib's `linklistsizeint`: bits 0..16 hold the neighbour
+//!   count, bit 16 (the low bit of byte 2) is the delete mark;
+//! * words `1..=max_m0` hold level-0 neighbour internal ids;
+//! * then `dim` words of vector (f32 bits), then the label as two words (low, high).
+//!
 //! * `upper`: per element with level `L > 0`, `L` blocks of `max_m + 1` words
-//!   laid out the same way (the content of `link_lists.bin`).
-//! * `vectors`, `lengths`, `labels`, `levels`: one entry per element.
+//!   laid out like word 0 + links (the content of `link_lists.bin`).
+//! * `lengths`, `labels`, `levels`: one entry per element (`labels` duplicates
+//!   the label words for the hot lookups and `len`).
 //!
-//! Link words are atomics so that the parallel batch insert can let several
-//! threads read lists while others rewrite them (each writer holds the lock
-//! stripe of the list it writes, exactly one stripe at a time, so the locking
-//! cannot deadlock). Vectors are written before the parallel phase starts and
-//! are read-only during it.
+//! Words are atomics so that the parallel batch insert can let several threads
+//! read link lists while others rewrite them (each writer holds the lock stripe
+//! of the list it writes, exactly one stripe at a time, so the locking cannot
+//! deadlock). Vector and label words are written only through `&mut Index`
+//! (`get_mut`), never through a shared reference: that is what makes the
+//! plain `&[f32]` view of a vector in [`Index::vector`] sound.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -53,7 +59,7 @@ impl Default for Params {
 /// Bit of word 0 of a level-0 list that marks an element deleted (hnswlib's
 /// `DELETE_MARK` in byte 2).
 pub(crate) const DELETE_BIT: u32 = 1 << 16;
-const COUNT_MASK: u32 = 0xFFFF;
+pub(crate) const COUNT_MASK: u32 = 0xFFFF;
 const NO_ENTRY: u64 = u64::MAX;
 const LOCK_STRIPES: usize = 4096;
 /// Below this many allowed elements a filtered query is answered exactly.
@@ -166,6 +172,27 @@ impl VisitedPool {
     }
 }
 
+// `words_as_f32` reinterprets `AtomicU32` words as `f32`: both must have the same size, and the
+// words' alignment must satisfy `f32`'s.
+const _: () = assert!(
+    std::mem::size_of::<AtomicU32>() == std::mem::size_of::<f32>()
+        && std::mem::align_of::<AtomicU32>() >= std::mem::align_of::<f32>()
+);
+
+/// The `f32` values whose bits `words` hold.
+#[inline]
+pub(crate) fn words_as_f32(words: &[AtomicU32]) -> &[f32] {
+    // SAFETY: `AtomicU32` has the size of `f32` and at least its alignment (checked at compile
+    // time above), every bit pattern is a valid `f32`, and the slice covers exactly the memory of
+    // `words`, so the pointer is valid and aligned for `words.len()` floats. The words live in
+    // `UnsafeCell`s, so the remaining condition is that nothing writes them while the returned
+    // borrow (tied to `words`) lives: callers pass only vector words of `Index::level0`, which are
+    // written exclusively through `&mut Index` (`get_mut` in `push_element`'s construction,
+    // `update_existing` and the loader), never through a shared reference, so no write can
+    // overlap a shared borrow of them.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<f32>(), words.len()) }
+}
+
 /// Hints the CPU to start loading the cache line holding `x`.
 #[inline]
 fn prefetch<T>(x: &T) {
@@ -213,11 +240,13 @@ pub struct Index {
     pub(crate) ef_search: usize,
     pub(crate) mult: f64,
     pub(crate) capacity: usize,
-    pub(crate) vectors: Vec<f32>,
+    /// One `stride`-word record per element, laid out as a `data_level0.bin` record.
+    pub(crate) level0: Vec<AtomicU32>,
+    /// Words per record: `max_m0 + 1` link words, `dim` vector words, 2 label words.
+    pub(crate) stride: usize,
     pub(crate) lengths: Vec<f32>,
     pub(crate) labels: Vec<u64>,
     pub(crate) levels: Vec<u8>,
-    pub(crate) links0: Vec<AtomicU32>,
     pub(crate) upper: Vec<Box<[AtomicU32]>>,
     pub(crate) label_map: LabelMap,
     pub(crate) num_deleted: usize,
@@ -289,11 +318,11 @@ impl Index {
             ef_search,
             mult,
             capacity,
-            vectors: Vec::new(),
+            level0: Vec::new(),
+            stride: max_m0 + 1 + dim + 2,
             lengths: Vec::new(),
             labels: Vec::new(),
             levels: Vec::new(),
-            links0: Vec::new(),
             upper: Vec::new(),
             label_map: LabelMap::default(),
             num_deleted: 0,
@@ -406,18 +435,36 @@ impl Index {
         }
     }
 
+    /// Offset of the vector words in a record.
     #[inline]
-    pub(crate) fn vector(&self, id: u32) -> &[f32] {
-        let start = id as usize * self.dim;
-        &self.vectors[start..start + self.dim]
+    pub(crate) fn vector_offset(&self) -> usize {
+        self.max_m0 + 1
     }
 
-    /// Prefetches the start of element `id`'s vector (and its link list).
+    #[inline]
+    pub(crate) fn vector(&self, id: u32) -> &[f32] {
+        let start = id as usize * self.stride + self.vector_offset();
+        words_as_f32(&self.level0[start..start + self.dim])
+    }
+
+    /// Vector words of `id`, for writing through `&mut self`.
+    pub(crate) fn vector_words_mut(&mut self, id: u32) -> &mut [AtomicU32] {
+        let start = id as usize * self.stride + self.vector_offset();
+        &mut self.level0[start..start + self.dim]
+    }
+
+    /// Word 0 of element `id`'s record (neighbour count and delete mark).
+    #[inline]
+    fn header_word(&self, id: u32) -> &AtomicU32 {
+        &self.level0[id as usize * self.stride]
+    }
+
+    /// Prefetches element `id`'s vector.
     #[inline]
     fn prefetch_vector(&self, id: u32) {
-        let start = id as usize * self.dim;
-        if let Some(v) = self.vectors.get(start..start + self.dim) {
-            // One hint per 64-byte line (16 floats): vectors are read
+        let start = id as usize * self.stride + self.vector_offset();
+        if let Some(v) = self.level0.get(start..start + self.dim) {
+            // One hint per 64-byte line (16 words): vectors are read
             // whole, and a neighbour's vector is almost never in cache.
             for x in v.iter().step_by(16) {
                 prefetch(x);
@@ -429,7 +476,7 @@ impl Index {
     #[inline]
     fn prefetch_links(&self, id: u32, level: usize) {
         if level == 0 {
-            if let Some(x) = self.links0.get(id as usize * (self.max_m0 + 1)) {
+            if let Some(x) = self.level0.get(id as usize * self.stride) {
                 prefetch(x);
             }
         } else if let Some(x) = self.upper.get(id as usize).and_then(|u| u.get((level - 1) * (self.max_m + 1))) {
@@ -444,15 +491,15 @@ impl Index {
 
     #[inline]
     pub(crate) fn is_deleted(&self, id: u32) -> bool {
-        self.links0[id as usize * (self.max_m0 + 1)].load(Ordering::Relaxed) & DELETE_BIT != 0
+        self.header_word(id).load(Ordering::Relaxed) & DELETE_BIT != 0
     }
 
     /// Header word + neighbour slots of `id` at `level`.
     #[inline]
     fn list(&self, id: u32, level: usize) -> &[AtomicU32] {
         if level == 0 {
-            let s = self.max_m0 + 1;
-            &self.links0[id as usize * s..(id as usize + 1) * s]
+            let start = id as usize * self.stride;
+            &self.level0[start..=start + self.max_m0]
         } else {
             let s = self.max_m + 1;
             &self.upper[id as usize][(level - 1) * s..level * s]
@@ -557,6 +604,7 @@ impl Index {
         }
         self.ensure_capacity(self.labels.len() + new_items.len())?;
         let first = self.labels.len() as u32;
+        self.level0.reserve(new_items.len() * self.stride);
         for (label, v) in &new_items {
             self.push_element(*label, v);
         }
@@ -587,18 +635,22 @@ impl Index {
     /// Appends an element (vector, label, level, empty lists); returns its id.
     fn push_element(&mut self, label: u64, vector: &[f32]) -> u32 {
         let id = self.labels.len() as u32;
-        if self.space == Space::Cosine {
-            let (n, len) = normalize(vector);
-            self.vectors.extend_from_slice(&n);
+        let normalised;
+        let stored = if self.space == Space::Cosine {
+            let len;
+            (normalised, len) = normalize(vector);
             self.lengths.push(len);
+            &normalised[..]
         } else {
-            self.vectors.extend_from_slice(vector);
             self.lengths.push(0.0);
-        }
+            vector
+        };
+        self.level0.extend((0..=self.max_m0).map(|_| AtomicU32::new(0)));
+        self.level0.extend(stored.iter().map(|x| AtomicU32::new(x.to_bits())));
+        self.level0.extend([AtomicU32::new(label as u32), AtomicU32::new((label >> 32) as u32)]);
         let level = self.rng.level(self.mult);
         self.labels.push(label);
         self.levels.push(level as u8);
-        self.links0.extend((0..=self.max_m0).map(|_| AtomicU32::new(0)));
         self.upper.push((0..level * (self.max_m + 1)).map(|_| AtomicU32::new(0)).collect());
         self.label_map.insert(label, id);
         id
@@ -803,16 +855,20 @@ impl Index {
     /// hnswlib's `addPoint` on an existing label: un-delete, then `updatePoint`.
     fn update_existing(&mut self, id: u32, vector: &[f32]) {
         if self.is_deleted(id) {
-            self.links0[id as usize * (self.max_m0 + 1)].fetch_and(!DELETE_BIT, Ordering::Relaxed);
+            self.header_word(id).fetch_and(!DELETE_BIT, Ordering::Relaxed);
             self.num_deleted -= 1;
         }
-        let start = id as usize * self.dim;
-        if self.space == Space::Cosine {
-            let (n, len) = normalize(vector);
-            self.vectors[start..start + self.dim].copy_from_slice(&n);
+        let normalised;
+        let stored = if self.space == Space::Cosine {
+            let len;
+            (normalised, len) = normalize(vector);
             self.lengths[id as usize] = len;
+            &normalised[..]
         } else {
-            self.vectors[start..start + self.dim].copy_from_slice(vector);
+            vector
+        };
+        for (w, x) in self.vector_words_mut(id).iter_mut().zip(stored) {
+            *w.get_mut() = x.to_bits();
         }
         let Some((ep, max_level)) = decode_entry(self.entry.load(Ordering::Acquire)) else {
             return;
@@ -899,7 +955,7 @@ impl Index {
         if self.is_deleted(id) {
             return Ok(false);
         }
-        self.links0[id as usize * (self.max_m0 + 1)].fetch_or(DELETE_BIT, Ordering::Relaxed);
+        self.header_word(id).fetch_or(DELETE_BIT, Ordering::Relaxed);
         self.num_deleted += 1;
         Ok(true)
     }
@@ -1032,7 +1088,7 @@ impl Index {
                 break;
             }
             cands.pop();
-            let list = &self.links0[c.id as usize * s0..(c.id as usize + 1) * s0];
+            let list = self.list(c.id, 0);
             let count = ((list[0].load(Ordering::Acquire) & COUNT_MASK) as usize).min(s0 - 1);
             let nbrs = &list[1..=count];
             if let Some(first) = nbrs.first() {
@@ -1072,12 +1128,13 @@ impl Index {
     /// Checks the graph invariants the search relies on (used after loading
     /// and by tests): neighbour ids in range, counts within limits, and every
     /// neighbour on level `l` has a level of at least `l`.
-    pub(crate) fn check_links(&self, file: &str) -> Result<(), HnswError> {
+    /// Levels below `from_level` are skipped (the loader checks level 0 while decoding).
+    pub(crate) fn check_links(&self, file: &str, from_level: usize) -> Result<(), HnswError> {
         let n = self.labels.len();
         let mut buf = Vec::new();
         for id in 0..n as u32 {
             let level = self.levels[id as usize] as usize;
-            for l in 0..=level {
+            for l in from_level..=level {
                 let list = self.list(id, l);
                 let raw = (list[0].load(Ordering::Relaxed) & COUNT_MASK) as usize;
                 if raw > list.len() - 1 {

@@ -135,8 +135,8 @@ fn serial_and_parallel_builds_both_work() {
     for chunk in data.chunks(500) {
         b.insert_batch(chunk).unwrap();
     }
-    b.check_links("test").unwrap();
-    a.check_links("test").unwrap();
+    b.check_links("test", 0).unwrap();
+    a.check_links("test", 0).unwrap();
     let mut r = Lcg(8);
     for _ in 0..20 {
         let q = r.vec(16);
@@ -172,7 +172,7 @@ fn delete_update_and_undelete() {
     // Update an existing live label through a batch, with a duplicate.
     idx.insert_batch(&[(12, vec![-5.0; 8]), (12, vec![-6.0; 8])]).unwrap();
     assert_eq!(idx.search(&[-6.0; 8], 1, None).unwrap()[0], (12, 0.0));
-    idx.check_links("test").unwrap();
+    idx.check_links("test", 0).unwrap();
 }
 
 #[test]
