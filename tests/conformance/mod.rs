@@ -40,8 +40,21 @@ pub fn run_all(label: &str, make: &dyn Fn(&Path) -> Box<dyn VectorBackend>) {
     assert!(failures.is_empty(), "conformance[{label}] mismatches:\n{}", failures.join("\n"));
 }
 
-fn db() -> DatabaseRef {
-    DatabaseRef::default()
+/// The step's tenant and database (the defaults when it names none).
+fn db(step: &Value) -> DatabaseRef {
+    let mut d = DatabaseRef::default();
+    if let Some(t) = step.get("tenant").and_then(Value::as_str) {
+        t.clone_into(&mut d.tenant);
+    }
+    if let Some(n) = step.get("database").and_then(Value::as_str) {
+        n.clone_into(&mut d.database);
+    }
+    d
+}
+
+/// A tenant or database op: the tenant named by the step (default tenant otherwise).
+fn tenant_of(step: &Value) -> String {
+    step.get("tenant").and_then(Value::as_str).unwrap_or(chromalite_core::DEFAULT_TENANT).to_owned()
 }
 
 fn opt_usize(step: &Value, key: &str) -> Option<usize> {
@@ -55,7 +68,39 @@ fn collection_json(info: &chromalite_core::CollectionInfo) -> Value {
 fn run_step(b: &dyn VectorBackend, step: &Value) -> Result<Value> {
     let name = || step["name"].as_str().unwrap_or_default().to_owned();
     let present = |k: &str| step.get(k).filter(|v| !v.is_null());
+    let db = db(step);
     match step["op"].as_str().unwrap_or_default() {
+        "create_tenant" => b.create_tenant(&name()).map(|()| Value::Null),
+        "get_tenant" => b.get_tenant(&name()).map(|t| json!({"name": t.name})),
+        "create_database" => b.create_database(&DatabaseRef::new(tenant_of(step), name())).map(|()| Value::Null),
+        "get_database" => b
+            .get_database(&DatabaseRef::new(tenant_of(step), name()))
+            .map(|d| json!({"name": d.name, "tenant": d.tenant})),
+        "list_databases" => {
+            let limit = wire::non_negative(step, "limit")?;
+            let offset = wire::non_negative(step, "offset")?.unwrap_or(0);
+            let mut names: Vec<String> =
+                b.list_databases(&tenant_of(step), limit, offset)?.into_iter().map(|d| d.name).collect();
+            names.sort();
+            Ok(json!(names))
+        }
+        "delete_database" => b.delete_database(&DatabaseRef::new(tenant_of(step), name())).map(|()| Value::Null),
+        "get_collection_config" => b.get_collection(&db, &name()).map(|c| {
+            let h = &c.config.hnsw;
+            let mut v = collection_json(&c);
+            v["hnsw"] = json!({
+                "space": h.space.as_str(), "ef_construction": h.ef_construction, "ef_search": h.ef_search,
+                "max_neighbors": h.max_neighbors, "resize_factor": h.resize_factor, "sync_threshold": h.sync_threshold,
+            });
+            v
+        }),
+        "modify_configuration" => {
+            let req = ModifyCollection {
+                new_configuration: present("configuration").cloned(),
+                ..ModifyCollection::default()
+            };
+            b.modify_collection(&db, &name(), &req).map(|()| Value::Null)
+        }
         "create_collection" => {
             let req = CreateCollection {
                 name: name(),
@@ -63,30 +108,30 @@ fn run_step(b: &dyn VectorBackend, step: &Value) -> Result<Value> {
                 configuration: present("configuration").cloned(),
                 get_or_create: step["get_or_create"].as_bool().unwrap_or(false),
             };
-            b.create_collection(&db(), &req).map(|c| collection_json(&c))
+            b.create_collection(&db, &req).map(|c| collection_json(&c))
         }
-        "get_collection" => b.get_collection(&db(), &name()).map(|c| collection_json(&c)),
-        "delete_collection" => b.delete_collection(&db(), &name()).map(|()| Value::Null),
+        "get_collection" => b.get_collection(&db, &name()).map(|c| collection_json(&c)),
+        "delete_collection" => b.delete_collection(&db, &name()).map(|()| Value::Null),
         "list_collections" => {
             let limit = wire::non_negative(step, "limit")?;
-            let cols = b.list_collections(&db(), limit, wire::non_negative(step, "offset")?.unwrap_or(0))?;
+            let cols = b.list_collections(&db, limit, wire::non_negative(step, "offset")?.unwrap_or(0))?;
             Ok(json!(cols.iter().map(|c| c.name.clone()).collect::<Vec<_>>()))
         }
-        "count_collections" => b.count_collections(&db()).map(|n| json!(n)),
+        "count_collections" => b.count_collections(&db).map(|n| json!(n)),
         "modify_collection" => {
             let req = ModifyCollection {
                 new_name: present("new_name").and_then(Value::as_str).map(str::to_owned),
                 new_metadata: present("new_metadata").map(wire::modify_metadata).transpose()?,
                 new_configuration: None,
             };
-            b.modify_collection(&db(), &name(), &req).map(|()| Value::Null)
+            b.modify_collection(&db, &name(), &req).map(|()| Value::Null)
         }
         op => record_step(b, op, step),
     }
 }
 
 fn record_step(b: &dyn VectorBackend, op: &str, step: &Value) -> Result<Value> {
-    let col = b.get_collection(&db(), step["collection"].as_str().unwrap_or_default())?;
+    let col = b.get_collection(&db(step), step["collection"].as_str().unwrap_or_default())?;
     match op {
         "add" => b.add(&col, &wire::record_batch(step)?).map(|()| Value::Null),
         "upsert" => b.upsert(&col, &wire::record_batch(step)?).map(|()| Value::Null),

@@ -114,6 +114,35 @@ impl CollectionConfig {
         Ok(())
     }
 
+    /// Applies `modify(configuration=...)` as chromadb 1.5.9 does: only `hnsw.ef_search`,
+    /// `max_neighbors`, `num_threads`, `resize_factor`, `sync_threshold` and `batch_size` may
+    /// change; `space`, `ef_construction` and unknown keys are refused (`InvalidArgument`), and the
+    /// configuration is left as it was.
+    pub fn apply_modify_json(&mut self, c: &Value) -> Result<()> {
+        const MUTABLE: [&str; 6] =
+            ["ef_search", "max_neighbors", "num_threads", "resize_factor", "sync_threshold", "batch_size"];
+        let obj =
+            c.as_object().ok_or_else(|| Error::invalid(format!("configuration must be a JSON object, got {c}")))?;
+        let mut next = self.hnsw.clone();
+        if let Some(h) = obj.get("hnsw").filter(|h| !h.is_null()) {
+            let h = h.as_object().ok_or_else(|| Error::invalid("configuration.hnsw must be an object"))?;
+            for (k, v) in h {
+                if !MUTABLE.contains(&k.as_str()) {
+                    return Err(Error::invalid(format!(
+                        "unknown field `{k}`, expected one of `ef_search`, `max_neighbors`, `num_threads`, \
+                         `resize_factor`, `sync_threshold`, `batch_size`"
+                    )));
+                }
+                apply_hnsw_key(&mut next, k, v)?;
+            }
+        }
+        self.hnsw = next;
+        if let Some(ef) = obj.get("embedding_function") {
+            self.embedding_function = ef.clone();
+        }
+        Ok(())
+    }
+
     /// The JSON Chroma stores and returns as `configuration_json`.
     #[must_use]
     pub fn to_json(&self) -> Value {

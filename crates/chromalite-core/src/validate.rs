@@ -205,6 +205,28 @@ pub fn get_request(req: &crate::record::GetRequest) -> Result<()> {
     Ok(())
 }
 
+/// chromadb 1.5.9 refuses a `query` restricted by `ids` alone (no `where`, no `where_document`)
+/// when one of those ids is not a live record of a collection that has ever held data: its local
+/// executor maps each id to an HNSW label and fails with an internal "Error finding id". With a
+/// filter, or before the collection's first write (no dimension yet), missing ids simply match
+/// nothing. `live` says whether an id is a record of the collection.
+pub fn query_ids_exist(
+    selection: &crate::record::Selection,
+    dimension: Option<usize>,
+    live: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let Some(ids) = &selection.ids else { return Ok(()) };
+    if selection.where_.is_some() || selection.where_document.is_some() || dimension.is_none() {
+        return Ok(());
+    }
+    match ids.iter().find(|id| !live(id)) {
+        Some(id) => Err(Error::Internal(format!(
+            "Error executing plan: Internal error: Error finding id {id:?} (chromadb refuses a query by ids that are not in the collection)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

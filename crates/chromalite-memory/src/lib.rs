@@ -42,7 +42,11 @@ struct CollectionState {
 #[derive(Debug, Default)]
 struct State {
     /// tenant -> database name -> database id
+    /// Databases by tenant name. chromadb does not check the tenant of database operations, so a
+    /// database can sit under a tenant name that was never created (see `tenant_names`).
     tenants: BTreeMap<String, BTreeMap<String, String>>,
+    /// The tenants that exist.
+    tenant_names: std::collections::BTreeSet<String>,
     /// collection id -> collection; ids order the listing, as in Chroma.
     collections: BTreeMap<String, CollectionState>,
 }
@@ -65,6 +69,7 @@ impl MemoryBackend {
     pub fn new() -> Self {
         let mut state = State::default();
         state.tenants.entry(DEFAULT_TENANT.into()).or_default().insert(DEFAULT_DATABASE.into(), new_uuid());
+        state.tenant_names.insert(DEFAULT_TENANT.into());
         MemoryBackend { state: RwLock::new(state) }
     }
 
@@ -81,6 +86,9 @@ impl MemoryBackend {
 
 impl State {
     fn database_id(&self, db: &DatabaseRef) -> Result<&String> {
+        if !self.tenant_names.contains(&db.tenant) {
+            return Err(Error::not_found("tenant", &db.tenant));
+        }
         let dbs = self.tenants.get(&db.tenant).ok_or_else(|| Error::not_found("tenant", &db.tenant))?;
         dbs.get(&db.database).ok_or_else(|| Error::not_found("database", &db.database))
     }
@@ -133,22 +141,27 @@ impl VectorBackend for MemoryBackend {
     fn create_tenant(&self, name: &str) -> Result<()> {
         validate::tenant_or_database_name("tenant", name)?;
         let mut state = self.write();
-        if state.tenants.contains_key(name) {
+        if !state.tenant_names.insert(name.into()) {
             return Err(Error::already_exists("tenant", name));
         }
-        state.tenants.insert(name.into(), BTreeMap::new());
+        state.tenants.entry(name.into()).or_default();
         Ok(())
     }
 
     fn get_tenant(&self, name: &str) -> Result<Tenant> {
         let state = self.read();
-        state.tenants.get(name).map(|_| Tenant { name: name.into() }).ok_or_else(|| Error::not_found("tenant", name))
+        state
+            .tenant_names
+            .get(name)
+            .map(|_| Tenant { name: name.into() })
+            .ok_or_else(|| Error::not_found("tenant", name))
     }
 
     fn create_database(&self, db: &DatabaseRef) -> Result<()> {
         validate::tenant_or_database_name("database", &db.database)?;
         let mut state = self.write();
-        let dbs = state.tenants.get_mut(&db.tenant).ok_or_else(|| Error::not_found("tenant", &db.tenant))?;
+        // chromadb creates the database even when the tenant does not exist.
+        let dbs = state.tenants.entry(db.tenant.clone()).or_default();
         if dbs.contains_key(&db.database) {
             return Err(Error::already_exists("database", &db.database));
         }
@@ -164,7 +177,8 @@ impl VectorBackend for MemoryBackend {
 
     fn list_databases(&self, tenant: &str, limit: Option<usize>, offset: usize) -> Result<Vec<Database>> {
         let state = self.read();
-        let dbs = state.tenants.get(tenant).ok_or_else(|| Error::not_found("tenant", tenant))?;
+        // chromadb lists by tenant name without checking the tenant exists.
+        let Some(dbs) = state.tenants.get(tenant) else { return Ok(Vec::new()) };
         Ok(dbs
             .iter()
             .skip(offset)
@@ -241,14 +255,23 @@ impl VectorBackend for MemoryBackend {
             }
         }
         let c = state.collections.get_mut(&id).ok_or_else(|| Error::not_found("collection", name))?;
+        // A refused configuration change leaves everything (name, metadata) as it was.
+        let next_config = match &req.new_configuration {
+            Some(cfg) => {
+                let mut next = c.info.config.clone();
+                next.apply_modify_json(cfg)?;
+                Some(next)
+            }
+            None => None,
+        };
         if let Some(n) = &req.new_name {
             c.info.name.clone_from(n);
         }
         if let Some(m) = &req.new_metadata {
             c.info.metadata = Some(chromalite_core::metadata::strip_nulls(m)).filter(|m| !m.is_empty());
         }
-        if let Some(cfg) = &req.new_configuration {
-            c.info.config.apply_json(cfg)?;
+        if let Some(cfg) = next_config {
+            c.info.config = cfg;
         }
         Ok(())
     }
@@ -291,6 +314,7 @@ impl VectorBackend for MemoryBackend {
         let state = self.read();
         let c = state.collection(col)?;
         validate::embeddings(&req.embeddings, c.info.dimension)?;
+        validate::query_ids_exist(&req.selection, c.info.dimension, |id| c.records.contains(id))?;
         let mut result = QueryResult::new(&req.include);
         for hits in c.records.query(c.info.config.hnsw.space, req) {
             result.push(hits);

@@ -30,6 +30,11 @@ impl Records {
         self.by_seq.len()
     }
 
+    /// Whether `id` is a live record.
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.seq_of.contains_key(id)
+    }
+
     /// Inserts the batch's new ids; existing ids are left untouched (as chromadb's `add`).
     pub(crate) fn add(&mut self, batch: &RecordBatch) {
         for i in 0..batch.len() {

@@ -57,6 +57,15 @@ pub(crate) fn from_status(
             let (what, name) = subject.parts();
             Error::already_exists(what, name)
         }
+        // A query by ids that are not in the collection: chromadb's executor fails for good
+        // (its Python client raises InternalError), retrying will not help.
+        500 if message.contains("Error finding id") => Error::Internal(message),
+        // The server refuses a collection op in a missing database as a bad argument; chromadb's
+        // client reports the missing database (NotFound) before sending anything.
+        400 if message.contains("Database [") && message.contains("does not exist") => {
+            let (what, name) = named_subject(&message, subject);
+            Error::not_found(what, name)
+        }
         429 | 500..=599 => Error::Unavailable { message: format!("server answered {status}: {message}"), retry_after },
         400..=499 => dimension_mismatch(&message).unwrap_or(Error::InvalidArgument(message)),
         _ => Error::Internal(format!("unexpected HTTP status {status}: {message}")),

@@ -385,7 +385,7 @@ impl Vectors {
             }
         }
         let upto = meta::max_seq_id(c, &col.metadata_segment).map_err(self.sql())?;
-        vector::rebuild(c, folder, dim, cfg, &col.info.id, &col.metadata_segment, upto)
+        vector::rebuild(c, folder, dim, cfg, &col.info.id, &col.metadata_segment, upto, row == 0)
     }
 
     /// Applies freshly committed entries to the vector segment; snapshots every `sync_threshold`
@@ -733,10 +733,8 @@ impl VectorBackend for SqliteBackend {
 
     fn create_database(&self, db: &DatabaseRef) -> Result<()> {
         validate::tenant_or_database_name("database", &db.database)?;
+        // chromadb does not check the tenant here: the row is written under the tenant name.
         self.write(|c| {
-            if !sysdb::tenant_exists(c, &db.tenant).map_err(self.sql())? {
-                return Err(Error::not_found("tenant", &db.tenant));
-            }
             if sysdb::create_database(c, db).map_err(self.sql())? {
                 Ok(())
             } else {
@@ -751,12 +749,8 @@ impl VectorBackend for SqliteBackend {
     }
 
     fn list_databases(&self, tenant: &str, limit: Option<usize>, offset: usize) -> Result<Vec<Database>> {
-        self.read(|c| {
-            if !sysdb::tenant_exists(c, tenant).map_err(self.sql())? {
-                return Err(Error::not_found("tenant", tenant));
-            }
-            sysdb::list_databases(c, tenant, limit, offset).map_err(self.sql())
-        })
+        // As chromadb: the databases recorded under that tenant name, whether or not it exists.
+        self.read(|c| sysdb::list_databases(c, tenant, limit, offset).map_err(self.sql()))
     }
 
     fn delete_database(&self, db: &DatabaseRef) -> Result<()> {
@@ -913,10 +907,12 @@ impl VectorBackend for SqliteBackend {
                 None
             } else {
                 let rows = select(c, &col, &req.selection, None, 0).map_err(self.sql())?;
-                if rows.is_empty() {
+                let live: HashSet<String> = rows.into_iter().map(|r| r.1).collect();
+                validate::query_ids_exist(&req.selection, col.info.dimension, |id| live.contains(id))?;
+                if live.is_empty() {
                     return Ok(vec![Vec::new(); req.embeddings.len()]);
                 }
-                Some(rows.into_iter().map(|r| r.1).collect::<HashSet<String>>())
+                Some(live)
             };
             let found = self.search(c, &col, req, allowed.as_ref())?;
             // Without a data loader chromadb answers `data` with the metadatas.
@@ -971,7 +967,7 @@ impl SqliteBackend {
     /// Applies a configuration change to `schema_str`; returns the new `ef_search`.
     fn modify_config(&self, c: &Connection, col: &Collection, new: &serde_json::Value) -> Result<usize> {
         let mut cfg = col.info.config.clone();
-        cfg.apply_json(new)?;
+        cfg.apply_modify_json(new)?;
         if let Some(mut schema) = col.schema.clone() {
             let h = &cfg.hnsw;
             for ptr in [
@@ -980,6 +976,7 @@ impl SqliteBackend {
             ] {
                 if let Some(obj) = schema.pointer_mut(ptr).and_then(serde_json::Value::as_object_mut) {
                     obj.insert("ef_search".into(), h.ef_search.into());
+                    obj.insert("max_neighbors".into(), h.max_neighbors.into());
                     obj.insert("sync_threshold".into(), h.sync_threshold.into());
                     obj.insert("resize_factor".into(), h.resize_factor.into());
                 }

@@ -280,8 +280,18 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Each record's vector as the log says, replayed in order with chromadb's rules: an `add` of an
 /// id that already has a vector is ignored (until a `delete`), `upsert` and `update` replace it.
-/// (An `update` whose `add` was purged still counts: the record was live when it was logged.)
-fn effective_vectors(c: &Connection, collection_id: &str, upto: i64) -> rusqlite::Result<HashMap<String, Vec<u8>>> {
+///
+/// An `update` of an id the replay has not seen is ambiguous: chromadb logs updates of missing ids
+/// (and ignores them), but after a purge the record's `add` may simply be gone. `complete` says
+/// the log still holds every entry of the collection (no HNSW position was ever recorded, so
+/// neither chromadb's purge nor chromalite's retention removed anything): then such an update is
+/// the no-op it was. Otherwise it counts, as the record was most likely live when it was logged.
+fn effective_vectors(
+    c: &Connection,
+    collection_id: &str,
+    upto: i64,
+    complete: bool,
+) -> rusqlite::Result<HashMap<String, Vec<u8>>> {
     let mut stmt = c.prepare(
         "SELECT operation, id, vector FROM embeddings_queue WHERE topic = ?1 AND seq_id <= ?2 ORDER BY seq_id",
     )?;
@@ -297,7 +307,10 @@ fn effective_vectors(c: &Connection, collection_id: &str, upto: i64) -> rusqlite
             (Some(Op::Add), Some(v)) => {
                 out.entry(id).or_insert(v);
             }
-            (Some(Op::Update | Op::Upsert), Some(v)) => {
+            (Some(Op::Update), Some(v)) if !complete || out.contains_key(&id) => {
+                out.insert(id, v);
+            }
+            (Some(Op::Upsert), Some(v)) => {
                 out.insert(id, v);
             }
             _ => {}
@@ -315,7 +328,9 @@ pub struct Staged {
 
 /// Rebuilds an index from the log: for every live record of the metadata segment, the newest
 /// retained entry carrying its vector (up to `upto`). Returns the segment and the ids whose vector
-/// the log no longer holds (Chroma's purge removes them once a snapshot exists).
+/// the log no longer holds (Chroma's purge removes them once a snapshot exists). `complete`: no
+/// HNSW position was ever recorded, so nothing was purged (see `effective_vectors`).
+#[allow(clippy::too_many_arguments)]
 pub fn rebuild(
     c: &Connection,
     folder: PathBuf,
@@ -324,10 +339,11 @@ pub fn rebuild(
     collection_id: &str,
     metadata_segment: &str,
     upto: i64,
+    complete: bool,
 ) -> Result<(VectorSegment, Vec<String>)> {
     let mut seg = VectorSegment::empty(folder, dim, cfg);
     let db_err = |e: rusqlite::Error| Error::Internal(format!("rebuilding HNSW segment: {e}"));
-    let latest = effective_vectors(c, collection_id, upto).map_err(db_err)?;
+    let latest = effective_vectors(c, collection_id, upto, complete).map_err(db_err)?;
     let mut stmt =
         c.prepare("SELECT embedding_id FROM embeddings WHERE segment_id = ?1 ORDER BY id").map_err(db_err)?;
     let live = stmt.query_map([metadata_segment], |r| r.get::<_, String>(0)).map_err(db_err)?;
