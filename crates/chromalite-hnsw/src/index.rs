@@ -93,11 +93,38 @@ impl std::hash::Hasher for LabelHasher {
     }
 }
 
+/// `kept` (nearest first, from `heuristic`) topped up to `cap` with the nearest of `cands` not in
+/// it; nearest first.
+fn fill_with_pruned(mut kept: Vec<Cand>, mut cands: Vec<Cand>, cap: usize) -> Vec<Cand> {
+    if kept.len() >= cap || kept.len() >= cands.len() {
+        return kept;
+    }
+    cands.sort_unstable();
+    let picked = kept.clone();
+    for c in cands {
+        if kept.len() >= cap {
+            break;
+        }
+        if !picked.iter().any(|k| k.id == c.id) {
+            kept.push(c);
+        }
+    }
+    kept.sort_unstable();
+    kept
+}
+
 /// Candidates nearest first, as `heuristic` returns them.
 fn sorted_by_distance(mut cands: Vec<Cand>) -> Vec<Cand> {
     cands.sort_by(|a, b| a.d.total_cmp(&b.d));
     cands
 }
+
+/// How many not-yet-visited neighbours ahead of the one being measured have their vectors
+/// prefetched: a 384-d vector spans 25 cache lines, and fetching one vector's lines while the
+/// distance to another is computed hides most of the memory latency (measured best of 1..=4 and
+/// "all at once" on debian-minilm: +25-30 % single-thread QPS over prefetching only the next
+/// neighbour, visited or not).
+const PREFETCH_AHEAD: usize = 4;
 
 /// Elements linked serially before parallel linking starts (see `insert_batch`).
 const SERIAL_PREFIX: u32 = 1024;
@@ -720,6 +747,7 @@ impl Index {
     /// hnswlib's `searchBaseLayer`: ef_construction-bounded search on one layer;
     /// deleted elements are traversed but not returned.
     fn search_layer(&self, ep: u32, q: &[f32], layer: usize) -> BinaryHeap<Cand> {
+        let ef = self.ef_construction;
         let has_deletions = self.num_deleted > 0;
         let mut visited = self.visited.get(self.labels.len());
         let mut top: BinaryHeap<Cand> = BinaryHeap::new();
@@ -737,29 +765,27 @@ impl Index {
         visited.insert(ep);
         let mut buf = Vec::with_capacity(self.max_m0);
         while let Some(Reverse(c)) = cands.peek().copied() {
-            if c.d > lower && top.len() >= self.ef_construction {
+            if c.d > lower && top.len() >= ef {
                 break;
             }
             cands.pop();
             Self::read_list(self.list(c.id, layer), &mut buf);
-            if let Some(&first) = buf.first() {
-                self.prefetch_vector(first);
+            buf.retain(|&n| visited.insert(n));
+            for &n in buf.iter().take(PREFETCH_AHEAD) {
+                self.prefetch_vector(n);
             }
             for (j, &n) in buf.iter().enumerate() {
-                if let Some(&next) = buf.get(j + 1) {
+                if let Some(&next) = buf.get(j + PREFETCH_AHEAD) {
                     self.prefetch_vector(next);
                 }
-                if !visited.insert(n) {
-                    continue;
-                }
                 let d = self.dist(q, self.vector(n));
-                if top.len() < self.ef_construction || lower > d {
+                if top.len() < ef || lower > d {
                     cands.push(Reverse(Cand { d, id: n }));
                     self.prefetch_links(n, layer);
                     if !has_deletions || !self.is_deleted(n) {
                         top.push(Cand { d, id: n });
                     }
-                    if top.len() > self.ef_construction {
+                    if top.len() > ef {
                         top.pop();
                     }
                     if let Some(t) = top.peek() {
@@ -796,8 +822,15 @@ impl Index {
     /// neighbour (the next entry point).
     fn connect(&self, id: u32, top: BinaryHeap<Cand>, level: usize, is_update: bool) -> u32 {
         let m_cur = if level == 0 { self.max_m0 } else { self.max_m };
-        let selected = self.heuristic(top.into_vec(), self.m);
+        let cands = top.into_vec();
+        let selected = self.heuristic(cands.clone(), self.m);
         let next = selected[0].id;
+        // hnswlib gives a new element only the M heuristic picks although its level-0 list holds
+        // 2M; the free slots are filled with the nearest candidates the heuristic pruned (the HNSW
+        // paper's keepPrunedConnections, on the new element's own list only: back-links still go
+        // to the M picks). Recall@10 at ef = 100 on debian-minilm rose by about 0.001 (five builds
+        // each), build time unchanged within noise.
+        let selected_own = if level == 0 { fill_with_pruned(selected.clone(), cands, m_cur) } else { selected.clone() };
         {
             let _g = self.stripe(id);
             let list = self.list(id, level);
@@ -805,7 +838,7 @@ impl Index {
             Self::read_list(list, &mut existing);
             if is_update || existing.is_empty() {
                 // hnswlib stores the list farthest first.
-                Self::write_list(list, selected.iter().rev().map(|c| c.id));
+                Self::write_list(list, selected_own.iter().rev().map(|c| c.id));
             } else {
                 // During a parallel build another element may already have linked itself into this
                 // new element's list (hnswlib prevents that by holding the element's own lock for
@@ -813,7 +846,7 @@ impl Index {
                 // deadlock). Overwriting would drop that back-link and can leave the other element
                 // unreachable, so keep both, pruned with the same heuristic as any full list.
                 let q = self.vector(id);
-                let mut cands: Vec<Cand> = selected.clone();
+                let mut cands: Vec<Cand> = selected_own.clone();
                 for n in existing {
                     if n != id && !cands.iter().any(|c| c.id == n) {
                         cands.push(Cand { d: self.dist(q, self.vector(n)), id: n });
@@ -1083,6 +1116,7 @@ impl Index {
         }
         visited.insert(cur);
         let s0 = self.max_m0 + 1;
+        let mut fresh: Vec<u32> = Vec::with_capacity(s0);
         while let Some(Reverse(c)) = cands.peek().copied() {
             if c.d > lower && top.len() >= ef {
                 break;
@@ -1091,16 +1125,19 @@ impl Index {
             let list = self.list(c.id, 0);
             let count = ((list[0].load(Ordering::Acquire) & COUNT_MASK) as usize).min(s0 - 1);
             let nbrs = &list[1..=count];
-            if let Some(first) = nbrs.first() {
-                self.prefetch_vector(first.load(Ordering::Relaxed));
-            }
-            for (j, w) in nbrs.iter().enumerate() {
+            fresh.clear();
+            for w in nbrs {
                 let n = w.load(Ordering::Relaxed);
-                if let Some(next) = nbrs.get(j + 1) {
-                    self.prefetch_vector(next.load(Ordering::Relaxed));
+                if visited.insert(n) {
+                    fresh.push(n);
                 }
-                if !visited.insert(n) {
-                    continue;
+            }
+            for &n in fresh.iter().take(PREFETCH_AHEAD) {
+                self.prefetch_vector(n);
+            }
+            for (j, &n) in fresh.iter().enumerate() {
+                if let Some(&next) = fresh.get(j + PREFETCH_AHEAD) {
+                    self.prefetch_vector(next);
                 }
                 let d = self.dist(q, self.vector(n));
                 if top.len() < ef || lower > d {
