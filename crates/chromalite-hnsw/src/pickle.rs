@@ -294,7 +294,11 @@ mod fast {
                         match key {
                             "id_to_label" => {
                                 i2l = true;
-                                let mut m = HashMap::new();
+                                // Chroma writes total_elements_added (the highest label, so at least
+                                // the entry count) first; an entry takes at least 10 bytes, which
+                                // bounds the reservation by the file size.
+                                let cap = usize::try_from(meta.total_elements_added).unwrap_or(0).min(bytes.len() / 10);
+                                let mut m = HashMap::with_capacity(cap);
                                 r.entries(|k, v| {
                                     m.insert(k.str()?.to_owned(), v.uint()?);
                                     Some(())
