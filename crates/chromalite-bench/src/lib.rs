@@ -4,7 +4,7 @@
 //! backends and Python chromadb's `PersistentClient` (driven by `benches/py/chroma_peer.py` through
 //! the provisioned venv) — on the same data, with the same HNSW parameters (cosine, M=16,
 //! `ef_construction`=100), and reports ratios computed from that one run. Each system runs in its own
-//! process so peak RSS is its own, and open-to-first-query is measured in a fresh process.
+//! process so peak RSS is its own, and open-to-first-query is the median of three fresh processes.
 //!
 //! The workload: ingest with documents and metadata (batches of 1,000), open-to-first-query, query
 //! p50/p99 and QPS on 1 and 2 threads, recall@10 against exact truth, a filtered query, a `get`
@@ -131,6 +131,24 @@ fn run_json(cmd: &mut Command) -> Result<Measurements, String> {
     serde_json::from_str(line).map_err(|e| format!("worker output is not JSON ({e}): {line}"))
 }
 
+/// Fresh-process opens per system; the median is reported.
+const OPEN_RUNS: usize = 3;
+
+/// The median open-to-first-query time of [`OPEN_RUNS`] fresh processes. One open is at the mercy
+/// of the page cache on a shared machine (a segment whose pages were evicted by other jobs is read
+/// from disk: 435 ms instead of ~50 ms once, with 65 of its 95 MB cached); the median of three,
+/// taken the same way for every system, is the figure a restarted application usually sees.
+fn median_open(mut run: impl FnMut() -> Result<Measurements, String>) -> Result<Option<f64>, String> {
+    let mut times = Vec::with_capacity(OPEN_RUNS);
+    for _ in 0..OPEN_RUNS {
+        if let Some(ms) = run()?.open_to_first_query_ms {
+            times.push(ms);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times.get(times.len() / 2).copied())
+}
+
 fn isolated(exe: &Path, system: &System, data: &Path, store: &Path, url: Option<&str>) -> Result<Measurements, String> {
     let base = |open_only: bool| {
         let mut c = Command::new(exe);
@@ -145,7 +163,7 @@ fn isolated(exe: &Path, system: &System, data: &Path, store: &Path, url: Option<
     };
     let mut m = run_json(&mut base(false))?;
     if *system == System::Persistent {
-        m.open_to_first_query_ms = run_json(&mut base(true))?.open_to_first_query_ms;
+        m.open_to_first_query_ms = median_open(|| run_json(&mut base(true)))?;
     }
     Ok(m)
 }
@@ -163,7 +181,7 @@ fn chroma(opts: &Options, data: &Path, store: &Path) -> Result<Measurements, Str
         c
     };
     let mut m = run_json(&mut base(false))?;
-    m.open_to_first_query_ms = run_json(&mut base(true))?.open_to_first_query_ms;
+    m.open_to_first_query_ms = median_open(|| run_json(&mut base(true)))?;
     Ok(m)
 }
 
