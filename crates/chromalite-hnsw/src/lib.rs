@@ -30,8 +30,13 @@
 //!   than `k` results falls back to an exact scan.
 //! * `Index` is `Send + Sync`; [`Index::insert_batch`] and
 //!   [`Index::search_batch`] run on the rayon thread pool.
-//! * No `unsafe` except the call into the AVX2/FMA distance kernels, made only
-//!   after run-time CPU feature detection.
+//! * `unsafe` is confined to a few spots, each with its proof in a `SAFETY`
+//!   comment: the calls into the AVX2/AVX-512 distance kernels (made only after
+//!   run-time CPU feature detection), prefetch hints, the `f32` view of vector
+//!   words in the interleaved level-0 records (vector words are written only
+//!   through `&mut Index`), the byte view those records are read into from
+//!   `data_level0.bin`, the hand-over of that zero-filled buffer from
+//!   `Vec<u32>` to `Vec<AtomicU32>`, and `madvise(MADV_HUGEPAGE)` on it (Linux).
 //!
 //! # Example
 //! ```
