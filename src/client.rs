@@ -49,6 +49,21 @@ impl Client {
         Ok(Client::with_backend(Arc::new(chromalite_sqlite::SqliteBackend::open_read_only(path.as_ref())?)))
     }
 
+    /// Opens (or creates) a `LanceDB` store: one Lance table per collection (cargo feature `lance`).
+    ///
+    /// Same API and answers as the other backends; records stay on disk, so collections can
+    /// outgrow RAM. It is not a Chroma directory: copy between the two with [`crate::migrate`].
+    #[cfg(feature = "lance")]
+    pub fn lance(path: impl AsRef<std::path::Path>) -> Result<Client> {
+        Client::lance_with(path, chromalite_lance::LanceOptions::default())
+    }
+
+    /// [`Client::lance`] with explicit options (vector index threshold, lock wait).
+    #[cfg(feature = "lance")]
+    pub fn lance_with(path: impl AsRef<std::path::Path>, options: chromalite_lance::LanceOptions) -> Result<Client> {
+        Ok(Client::with_backend(Arc::new(chromalite_lance::LanceBackend::open_with(path.as_ref(), options)?)))
+    }
+
     /// A Chroma server at `url` (`http://host:port`), without a token.
     ///
     /// No request is sent yet: calls fail with `ErrorKind::Unavailable` while the server is down

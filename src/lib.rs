@@ -34,6 +34,7 @@
 //! ```
 
 mod client;
+pub mod migrate;
 mod requests;
 
 pub use chromalite_core as core;
@@ -43,6 +44,8 @@ pub use chromalite_core::{
 };
 #[cfg(feature = "embed")]
 pub use chromalite_embed as embed;
+#[cfg(feature = "lance")]
+pub use chromalite_lance as lance;
 pub use chromalite_remote as remote;
 pub use client::{Client, Collection};
 pub use requests::{CreateBuilder, Filter, GetBuilder, QueryBuilder, WriteBuilder};

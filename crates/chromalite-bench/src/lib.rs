@@ -32,6 +32,11 @@ pub enum System {
     Memory,
     /// chromalite's remote backend against a local `chroma run` (chromadb 1.5.9).
     Remote,
+    /// chromalite's `LanceDB` backend (cargo feature `lance`), default options: on the
+    /// debian-minilm set (below the index threshold) every query is an exact scan.
+    Lance,
+    /// The `LanceDB` backend with its vector index from 20,000 records on (IVF-HNSW-SQ).
+    LanceIndexed,
     /// Python chromadb 1.5.9 `PersistentClient`.
     Chroma,
 }
@@ -44,18 +49,22 @@ impl System {
             System::Persistent => "chromalite-persistent",
             System::Memory => "chromalite-memory",
             System::Remote => "chromalite-remote",
+            System::Lance => "chromalite-lance",
+            System::LanceIndexed => "chromalite-lance-ivf",
             System::Chroma => "chromadb",
         }
     }
 
-    /// Parses `persistent`, `memory` or `chroma`.
+    /// Parses `persistent`, `memory`, `remote`, `lance`, `lance-ivf` or `chroma`.
     pub fn parse(s: &str) -> Result<System, String> {
         match s.trim() {
             "persistent" | "chromalite-persistent" => Ok(System::Persistent),
             "memory" | "chromalite-memory" => Ok(System::Memory),
             "remote" | "chromalite-remote" => Ok(System::Remote),
+            "lance" | "chromalite-lance" => Ok(System::Lance),
+            "lance-ivf" | "chromalite-lance-ivf" => Ok(System::LanceIndexed),
             "chroma" | "chromadb" => Ok(System::Chroma),
-            other => Err(format!("unknown system {other:?}: expected persistent, memory, remote or chroma")),
+            other => Err(format!("unknown system {other:?}: expected persistent, memory, remote, lance, lance-ivf or chroma")),
         }
     }
 }
@@ -162,7 +171,7 @@ fn isolated(exe: &Path, system: &System, data: &Path, store: &Path, url: Option<
         c
     };
     let mut m = run_json(&mut base(false))?;
-    if *system == System::Persistent {
+    if matches!(system, System::Persistent | System::Lance | System::LanceIndexed) {
         m.open_to_first_query_ms = median_open(|| run_json(&mut base(true)))?;
     }
     Ok(m)
@@ -199,6 +208,16 @@ pub fn worker(
         (System::Persistent, _) => Client::persistent(store),
         (System::Remote, Some(u)) => Client::remote(u),
         (System::Remote, None) => Err(chromalite::Error::invalid("the remote row needs a server url")),
+        #[cfg(feature = "lance")]
+        (System::Lance, _) => Client::lance(store),
+        #[cfg(feature = "lance")]
+        (System::LanceIndexed, _) => {
+            Client::lance_with(store, chromalite::lance::LanceOptions { index_threshold: 20_000, ..Default::default() })
+        }
+        #[cfg(not(feature = "lance"))]
+        (System::Lance | System::LanceIndexed, _) => {
+            Err(chromalite::Error::invalid("the lance rows need a build with `--features lance`"))
+        }
         _ => Ok(Client::in_memory()),
     };
     if open_only {
@@ -215,7 +234,7 @@ pub fn worker(
     let mut m = workload::measure(&col, &data, system.name(), with_curve).map_err(|e| e.to_string())?;
     m.ingest_rps = rps;
     drop((col, client));
-    if *system == System::Persistent {
+    if matches!(system, System::Persistent | System::Lance | System::LanceIndexed) {
         m.disk_mb = workload::disk_mb(store);
     }
     m.peak_rss_mb = workload::peak_rss_mb();

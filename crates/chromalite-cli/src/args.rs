@@ -105,6 +105,13 @@ pub enum Command {
         dir: Option<PathBuf>,
     },
     Bench(BenchOpts),
+    /// Copies collections between two stores (`--from`/`--from-lance` to `--to`/`--to-lance`).
+    Migrate {
+        from: Target,
+        to: Target,
+        collections: Vec<String>,
+        batch_size: usize,
+    },
     BenchWorker {
         system: String,
         data: PathBuf,
@@ -115,7 +122,7 @@ pub enum Command {
 }
 
 pub const USAGE: &str = "\
-usage: chromalite [--path DIR | --url URL [--token T] | --memory] [--tenant T] [--database D] COMMAND
+usage: chromalite [--path DIR | --url URL [--token T] | --memory | --lance DIR] [--tenant T] [--database D] COMMAND
 
 commands:
   collections [--json]                         list collections
@@ -134,6 +141,10 @@ commands:
   doctor [--json]                              check a store; exit 2 when damaged
   repair [--yes]                               back up, then rebuild damaged parts
   cleanup [--dry-run | --yes]                  remove orphaned segments and stale files
+  migrate (--from DIR | --from-lance DIR) (--to DIR | --to-lance DIR) [--collection NAME]... [--batch-size N]
+                                               copy collections (all of --tenant/--database, or the named
+                                               ones) with metadata, configuration and every record;
+                                               the target collections must not exist yet
   demo [--dir DIR]                             build ./chromalite-data from the bundled corpus and query it
   bench [--data DIR] [--limit N] [--scale N] [--queries N] [--systems persistent,memory,remote,chroma]
         [--python PATH] [--work-dir DIR] [--json FILE] [--svg FILE]
@@ -215,6 +226,7 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
     let mut bench = BenchOpts::default();
     let mut embed = EmbedOpts::default();
     let (mut system, mut store, mut open_only) = (String::new(), PathBuf::new(), false);
+    let (mut from, mut to, mut collections) = (None, None, Vec::new());
     let needs_name = matches!(cmd, "create" | "import" | "export" | "count" | "get" | "query" | "delete");
     let coll = if needs_name { Some(name(p, cmd)?) } else { None };
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
@@ -255,6 +267,11 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
             "svg" => bench.svg = Some(PathBuf::from(value(p)?)),
             "store" => store = PathBuf::from(value(p)?),
             "open-only" => open_only = true,
+            "from" => from = Some(Target::Path(value(p)?.into())),
+            "from-lance" => from = Some(Target::Lance(value(p)?.into())),
+            "to" => to = Some(Target::Path(value(p)?.into())),
+            "to-lance" => to = Some(Target::Lance(value(p)?.into())),
+            "collection" => collections.push(value(p)?),
             other => return Err(format!("{cmd}: unexpected option --{other}")),
         }
     }
@@ -278,6 +295,12 @@ fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
         "cleanup" => Command::Cleanup { yes },
         "demo" => Command::Demo { dir },
         "bench" => Command::Bench(BenchOpts { limit, json: bench.json.or(json.then(|| PathBuf::from("-"))), ..bench }),
+        "migrate" => Command::Migrate {
+            from: from.ok_or("migrate needs --from DIR or --from-lance DIR")?,
+            to: to.ok_or("migrate needs --to DIR or --to-lance DIR")?,
+            collections,
+            batch_size,
+        },
         "bench-worker" => {
             Command::BenchWorker { system, data: bench.data.ok_or("bench-worker needs --data")?, store, open_only }
         }
@@ -301,6 +324,21 @@ mod tests {
             }
             other => panic!("parsed {other:?}"),
         }
+    }
+
+    #[test]
+    fn parses_migrate_both_ways() {
+        let cli = parse_from(["migrate", "--from", "a", "--to-lance", "b", "--collection", "x", "--collection", "y"])
+            .unwrap();
+        match cli.command {
+            Command::Migrate { from, to, collections, .. } => {
+                assert_eq!(from, Target::Path("a".into()));
+                assert_eq!(to, Target::Lance("b".into()));
+                assert_eq!(collections, ["x", "y"]);
+            }
+            other => panic!("parsed {other:?}"),
+        }
+        assert!(parse_from(["migrate", "--from-lance", "b"]).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod bench;
 mod demo;
 mod embed;
 mod maintenance;
+mod migrate;
 mod records;
 mod show;
 mod store;
@@ -109,6 +110,9 @@ fn run(cli: args::Cli) -> CliResult {
             };
             return bench::worker(system, data, store, url, *open_only);
         }
+        Command::Migrate { from, to, collections, batch_size } => {
+            return migrate::run(&cli, from, to, collections, *batch_size)
+        }
         // Before opening: a damaged store may not open.
         Command::Doctor { .. } | Command::Repair { .. } | Command::Cleanup { .. } => {
             return maintenance::run(&cli.command, &cli)
@@ -140,6 +144,7 @@ fn run(cli: args::Cli) -> CliResult {
         | Command::Help
         | Command::Demo { .. }
         | Command::Bench(_)
-        | Command::BenchWorker { .. } => Ok(()),
+        | Command::BenchWorker { .. }
+        | Command::Migrate { .. } => Ok(()),
     }
 }

@@ -35,8 +35,13 @@ fn oracle(py: &Path, args: &[&str]) -> Value {
 }
 
 fn cli(dir: &Path, args: &[String]) -> (i32, String, String) {
+    cli_at("--path", dir, args)
+}
+
+/// Runs `chromalite <store_flag> <dir> args...` (`--path` or `--lance`).
+fn cli_at(store_flag: &str, dir: &Path, args: &[String]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_chromalite"))
-        .arg("--path")
+        .arg(store_flag)
         .arg(dir)
         .args(args)
         .output()
@@ -82,9 +87,9 @@ fn cli_args(req: &Value, scratch: &Path, n: usize) -> Vec<String> {
     v
 }
 
-fn cli_answer(dir: &Path, req: &Value, scratch: &Path, n: usize) -> Value {
+fn cli_answer(store_flag: &str, dir: &Path, req: &Value, scratch: &Path, n: usize) -> Value {
     let args = cli_args(req, scratch, n);
-    let (code, out, err) = cli(dir, &args);
+    let (code, out, err) = cli_at(store_flag, dir, &args);
     assert_eq!(code, 0, "chromalite {args:?} failed: {err}");
     if req["op"] == "count" {
         return json!(out.split_whitespace().last().unwrap().parse::<u64>().unwrap());
@@ -93,9 +98,13 @@ fn cli_answer(dir: &Path, req: &Value, scratch: &Path, n: usize) -> Value {
 }
 
 fn check_all(dir: &Path, requests: &[Value], scratch: &Path) {
+    check_all_at("--path", dir, requests, scratch);
+}
+
+fn check_all_at(store_flag: &str, dir: &Path, requests: &[Value], scratch: &Path) {
     let mut failures = Vec::new();
     for (n, req) in requests.iter().enumerate() {
-        let have = cli_answer(dir, req, scratch, n);
+        let have = cli_answer(store_flag, dir, req, scratch, n);
         if let Err(why) = compare::same(&req["result"], &have, "$") {
             failures.push(format!("request {n} {}: {why}", req["args"]));
         }
@@ -171,4 +180,62 @@ fn chromadb_reads_what_chromalite_wrote_and_writes_back() {
     let got: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(got["ids"], json!(["m3", "m9"]));
     assert_eq!(got["documents"], json!(["added by python 3", "added by python 9"]));
+}
+
+/// `migrate` both ways through the LanceDB backend (cargo feature `lance`): a directory chromadb
+/// wrote is copied into a Lance store, which must answer chromadb's requests as chromadb did; the
+/// Lance store is copied into a new Chroma directory, which chromadb must read identically, and
+/// whose export equals the original's record for record.
+#[cfg(feature = "lance")]
+#[test]
+fn migrate_to_lance_and_back_loses_nothing() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, lance, back) = (tmp.path().join("store"), tmp.path().join("lance"), tmp.path().join("back"));
+    let requests = oracle(&py, &["build", dir.to_str().unwrap()]);
+    let requests = requests.as_array().unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_chromalite")).args(args).output().expect("run chromalite");
+        assert!(out.status.success(), "chromalite {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run(&["migrate".as_ref(), "--from".as_ref(), dir.as_os_str(), "--to-lance".as_ref(), lance.as_os_str()]);
+    assert!(out.contains("migrated 3 collections"), "{out}");
+    check_all_at("--lance", &lance, requests, tmp.path());
+
+    let out = run(&["migrate".as_ref(), "--from-lance".as_ref(), lance.as_os_str(), "--to".as_ref(), back.as_os_str()]);
+    assert!(out.contains("migrated 3 collections"), "{out}");
+    let req_file = tmp.path().join("requests.json");
+    std::fs::write(&req_file, Value::Array(requests.clone()).to_string()).unwrap();
+    let answered = oracle(&py, &["answer", back.to_str().unwrap(), req_file.to_str().unwrap()]);
+    let mut failures = Vec::new();
+    for (n, (want, got)) in requests.iter().zip(answered.as_array().unwrap()).enumerate() {
+        if let Err(why) = compare::same(&want["result"], &got["result"], "$") {
+            failures.push(format!("request {n} {}: {why}", want["args"]));
+        }
+    }
+    assert!(failures.is_empty(), "chromadb answers differently after the round trip:\n{}", failures.join("\n"));
+    for name in ["inner", "notes", "packages"] {
+        let export = |flag: &str, d: &Path| run(&[flag.as_ref(), d.as_os_str(), "export".as_ref(), name.as_ref()]);
+        let original = export("--path", &dir);
+        assert!(original.lines().count() > 10, "{name} exported {original}");
+        assert_eq!(export("--lance", &lance), original, "{name}: Lance copy differs");
+        assert_eq!(export("--path", &back), original, "{name}: copied back differs");
+        let meta = |flag: &str, d: &Path| {
+            let v: Value =
+                serde_json::from_str(&run(&[flag.as_ref(), d.as_os_str(), "collections".as_ref(), "--json".as_ref()]))
+                    .unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .map(|c| (c["metadata"].clone(), c["configuration_json"].clone()))
+        };
+        assert_eq!(meta("--path", &back), meta("--path", &dir), "{name}: collection metadata or configuration changed");
+        assert_eq!(
+            meta("--lance", &lance),
+            meta("--path", &dir),
+            "{name}: collection metadata or configuration changed"
+        );
+    }
 }

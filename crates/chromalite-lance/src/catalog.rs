@@ -6,8 +6,8 @@
 //! catalog, never a torn one.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
 use std::fmt::Write as _;
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -74,12 +74,12 @@ use chromalite_core::{
     ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
 };
 
-use catalog::{Catalog, CollectionEntry};
 pub use catalog::CATALOG_FILE;
+use catalog::{Catalog, CollectionEntry};
 #[doc(no_inline)]
 pub use chromalite_core::ErrorKind;
-pub use lock::LOCK_FILE;
 use lock::WriterLock;
+pub use lock::LOCK_FILE;
 use runtime::{block_on, lance_error};
 use table::CollectionTable;
 
@@ -312,7 +312,11 @@ impl VectorBackend for LanceBackend {
     }
 
     fn get_tenant(&self, name: &str) -> Result<Tenant> {
-        self.read().tenants.get(name).map(|_| Tenant { name: name.into() }).ok_or_else(|| Error::not_found("tenant", name))
+        self.read()
+            .tenants
+            .get(name)
+            .map(|_| Tenant { name: name.into() })
+            .ok_or_else(|| Error::not_found("tenant", name))
     }
 
     fn create_database(&self, db: &DatabaseRef) -> Result<()> {

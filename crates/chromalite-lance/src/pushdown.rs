@@ -232,7 +232,8 @@ mod tests {
 
     #[test]
     fn terms_cover_strings_bools_and_array_elements() {
-        let m = chromalite_core::metadata::metadata_from_json(&json!({"s": "x", "b": true, "n": 1, "a": [1, 2]})).unwrap();
+        let m =
+            chromalite_core::metadata::metadata_from_json(&json!({"s": "x", "b": true, "n": 1, "a": [1, 2]})).unwrap();
         let t = terms_of(&m);
         assert!(t.contains(&format!("s{SEP}s{SEP}x")));
         assert!(t.contains(&format!("b{SEP}b{SEP}true")));

@@ -52,7 +52,11 @@ pub(crate) fn schema(dim: usize) -> Result<SchemaRef> {
     Ok(Arc::new(Schema::new(vec![
         Field::new(SEQ, DataType::UInt64, false),
         Field::new(ID, DataType::Utf8, false),
-        Field::new(EMBEDDING, DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), dim), false),
+        Field::new(
+            EMBEDDING,
+            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), dim),
+            false,
+        ),
         Field::new(DOCUMENT, DataType::Utf8, true),
         Field::new(METADATA, DataType::Utf8, true),
         Field::new(TERMS, DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
@@ -77,7 +81,8 @@ pub(crate) fn to_batch(rows: &[Row], dim: usize) -> Result<RecordBatch> {
         i32::try_from(dim).unwrap_or(i32::MAX),
     );
     let documents: StringArray = rows.iter().map(|r| r.document.as_deref()).collect();
-    let metadatas: StringArray = rows.iter().map(|r| r.metadata.as_ref().map(|m| metadata_to_json(m).to_string())).collect();
+    let metadatas: StringArray =
+        rows.iter().map(|r| r.metadata.as_ref().map(|m| metadata_to_json(m).to_string())).collect();
     let mut terms = ListBuilder::new(StringBuilder::new());
     for r in rows {
         for t in r.metadata.as_ref().map(terms_of).unwrap_or_default() {
@@ -149,7 +154,8 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str, table: &str) -> Re
 }
 
 fn parse_metadata(text: &str, table: &str) -> Result<Metadata> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::corrupt(table, METADATA, e.to_string()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::corrupt(table, METADATA, e.to_string()))?;
     metadata_from_json(&v).map_err(|e| Error::corrupt(table, METADATA, e))
 }
 
@@ -164,7 +170,13 @@ mod tests {
         meta.insert("n".into(), MetadataValue::Int(3));
         meta.insert("x".into(), MetadataValue::Float(3.0));
         let rows = vec![
-            Row { seq: 7, id: "a".into(), embedding: vec![1.0, 2.0], document: Some("doc".into()), metadata: Some(meta) },
+            Row {
+                seq: 7,
+                id: "a".into(),
+                embedding: vec![1.0, 2.0],
+                document: Some("doc".into()),
+                metadata: Some(meta),
+            },
             Row { seq: 9, id: "b".into(), embedding: vec![3.0, 4.0], document: None, metadata: None },
         ];
         let batch = to_batch(&rows, 2).unwrap();

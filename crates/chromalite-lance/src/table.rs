@@ -97,7 +97,13 @@ impl CollectionTable {
     }
 
     /// The selected rows in Chroma's order (insertion), after `offset`, at most `limit`.
-    pub async fn get(&self, sel: &Selection, include: &[Include], offset: usize, limit: Option<usize>) -> Result<Vec<Row>> {
+    pub async fn get(
+        &self,
+        sel: &Selection,
+        include: &[Include],
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>> {
         let push = pushdown::selection(sel);
         let cols = Columns::for_read(include, &push);
         if push.exact {
@@ -246,30 +252,43 @@ impl CollectionTable {
         Ok(rows.into_iter().map(|r| (r.id.clone(), r)).collect())
     }
 
-    /// Builds the vector index once the table has `threshold` rows, and folds new rows into an
-    /// existing index once they are a tenth of it. Returns whether it did anything.
+    /// Keeps the vector index in step with the table once it has `threshold` rows: builds it,
+    /// folds new rows in once they are a tenth of the indexed ones, and retrains it (new IVF
+    /// partitions) once the table has doubled since training, so partitions fit the data. The
+    /// doubling rule bounds the total rebuild work to about twice one build of the final table.
+    /// Returns whether the index changed.
     pub async fn maintain_index(&self, space: Space, threshold: usize) -> Result<bool> {
-        let count = self.count().await?;
-        if count < threshold {
+        if self.count().await? < threshold {
             return Ok(false);
         }
         let indices = self.table.list_indices().await.map_err(|e| self.err(e))?;
         let Some(index) = indices.iter().find(|i| i.columns.iter().any(|c| c == EMBEDDING)) else {
-            let builder = IvfHnswSqIndexBuilder::default().distance_type(distance_type(space));
-            self.table
-                .create_index(&[EMBEDDING], Index::IvfHnswSq(builder))
-                .execute()
-                .await
-                .map_err(|e| self.err(e))?;
+            self.build_index(space).await?;
             return Ok(true);
         };
-        let stats = self.table.index_stats(&index.name).await.map_err(|e| self.err(e))?;
-        let stale = stats.is_some_and(|s| s.num_unindexed_rows * 10 >= s.num_indexed_rows.max(1));
-        if stale {
+        let Some(stats) = self.table.index_stats(&index.name).await.map_err(|e| self.err(e))? else {
+            return Ok(false);
+        };
+        let indexed = stats.num_indexed_rows.max(1);
+        if stats.num_unindexed_rows >= indexed {
+            self.build_index(space).await?;
+        } else if stats.num_unindexed_rows * 10 >= indexed {
             let action = lancedb::table::OptimizeAction::Index(lancedb::table::OptimizeOptions::default());
             self.table.optimize(action).await.map_err(|e| self.err(e))?;
+        } else {
+            return Ok(false);
         }
-        Ok(stale)
+        Ok(true)
+    }
+
+    async fn build_index(&self, space: Space) -> Result<()> {
+        let builder = IvfHnswSqIndexBuilder::default().distance_type(distance_type(space));
+        self.table
+            .create_index(&[EMBEDDING], Index::IvfHnswSq(builder))
+            .replace(true)
+            .execute()
+            .await
+            .map_err(|e| self.err(e))
     }
 }
 

@@ -71,7 +71,10 @@ fn records_and_catalog_survive_reopen() {
         up.embeddings = Some(vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 1.0, 0.0, 0.0]]);
         store.upsert(&col, &up).unwrap();
         store.delete(&col, &Selection { ids: Some(vec!["r4".into()]), ..Default::default() }).unwrap();
-        let all = GetRequest { include: vec![Include::Embeddings, Include::Documents, Include::Metadatas], ..Default::default() };
+        let all = GetRequest {
+            include: vec![Include::Embeddings, Include::Documents, Include::Metadatas],
+            ..Default::default()
+        };
         (store.get(&col, &all).unwrap(), col.id)
     };
     let store = LanceBackend::open(dir.path()).unwrap();
@@ -79,7 +82,8 @@ fn records_and_catalog_survive_reopen() {
     assert_eq!(col.id, col_id);
     assert_eq!(col.dimension, Some(4));
     assert_eq!(col.config.hnsw.space, chromalite_core::Space::Cosine);
-    let all = GetRequest { include: vec![Include::Embeddings, Include::Documents, Include::Metadatas], ..Default::default() };
+    let all =
+        GetRequest { include: vec![Include::Embeddings, Include::Documents, Include::Metadatas], ..Default::default() };
     let after = store.get(&col, &all).unwrap();
     assert_eq!(after, before);
     assert_eq!(after.ids.len(), 50);
@@ -169,10 +173,11 @@ fn pushdown_agrees_with_the_evaluator() {
         .iter()
         .map(|w| Selection { where_: Some(Where::from_json(w).unwrap()), ..Default::default() })
         .collect();
-    selections.extend(document_cases().iter().map(|d| Selection {
-        where_document: Some(WhereDocument::from_json(d).unwrap()),
-        ..Default::default()
-    }));
+    selections.extend(
+        document_cases()
+            .iter()
+            .map(|d| Selection { where_document: Some(WhereDocument::from_json(d).unwrap()), ..Default::default() }),
+    );
     selections.push(Selection {
         ids: Some(vec!["r5".into(), "r1".into(), "missing".into()]),
         where_: Some(Where::from_json(&json!({"n": {"$gte": 1}})).unwrap()),
@@ -181,7 +186,8 @@ fn pushdown_agrees_with_the_evaluator() {
     for sel in &selections {
         let get = GetRequest { selection: sel.clone(), limit: Some(7), offset: 2, ..Default::default() };
         let q = QueryRequest { embeddings: query.clone(), n_results: 5, selection: sel.clone(), ..Default::default() };
-        let answers: Vec<_> = stores.iter().zip(&cols).map(|(s, c)| (s.get(c, &get).unwrap(), s.query(c, &q).unwrap())).collect();
+        let answers: Vec<_> =
+            stores.iter().zip(&cols).map(|(s, c)| (s.get(c, &get).unwrap(), s.query(c, &q).unwrap())).collect();
         assert_eq!(answers[0].0, answers[1].0, "get {sel:?}");
         assert_eq!(answers[0].1.ids, answers[1].1.ids, "query {sel:?}");
     }
@@ -190,7 +196,8 @@ fn pushdown_agrees_with_the_evaluator() {
         for (s, c) in stores.iter().zip(&cols) {
             s.delete(c, sel).unwrap();
         }
-        let left: Vec<_> = stores.iter().zip(&cols).map(|(s, c)| s.get(c, &GetRequest::default()).unwrap().ids).collect();
+        let left: Vec<_> =
+            stores.iter().zip(&cols).map(|(s, c)| s.get(c, &GetRequest::default()).unwrap().ids).collect();
         assert_eq!(left[0], left[1], "after delete {sel:?}");
     }
 }
@@ -228,6 +235,8 @@ fn indexed_search_keeps_recall_and_sees_new_rows() {
     let mut fresh = RecordBatch::new(["fresh"]);
     fresh.embeddings = Some(vec![queries[0].clone()]);
     lance.add(&cols[0], &fresh).unwrap();
-    let top = lance.query(&cols[0], &QueryRequest { embeddings: vec![queries[0].clone()], n_results: 1, ..Default::default() }).unwrap();
+    let top = lance
+        .query(&cols[0], &QueryRequest { embeddings: vec![queries[0].clone()], n_results: 1, ..Default::default() })
+        .unwrap();
     assert_eq!(top.ids[0], vec!["fresh".to_string()]);
 }
