@@ -64,7 +64,9 @@ impl System {
             "lance" | "chromalite-lance" => Ok(System::Lance),
             "lance-ivf" | "chromalite-lance-ivf" => Ok(System::LanceIndexed),
             "chroma" | "chromadb" => Ok(System::Chroma),
-            other => Err(format!("unknown system {other:?}: expected persistent, memory, remote, lance, lance-ivf or chroma")),
+            other => Err(format!(
+                "unknown system {other:?}: expected persistent, memory, remote, lance, lance-ivf or chroma"
+            )),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! temporary file, fsync, rename, fsync the directory), so a crash leaves the old or the new
 //! catalog, never a torn one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::Write;
@@ -62,7 +62,10 @@ impl CollectionEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Catalog {
     format: u32,
-    /// tenant -> database name -> database id.
+    /// The tenants that exist.
+    pub tenant_names: BTreeSet<String>,
+    /// Databases by tenant name -> database name -> database id. chromadb does not check the
+    /// tenant of database operations, so a database may sit under a tenant name never created.
     pub tenants: BTreeMap<String, BTreeMap<String, String>>,
     /// collection id -> collection; ids order listings, as the other backends do.
     pub collections: BTreeMap<String, CollectionEntry>,
@@ -73,7 +76,8 @@ impl Catalog {
     fn fresh() -> Catalog {
         let mut tenants = BTreeMap::new();
         tenants.insert(DEFAULT_TENANT.to_string(), BTreeMap::from([(DEFAULT_DATABASE.to_string(), new_uuid())]));
-        Catalog { format: FORMAT, tenants, collections: BTreeMap::new() }
+        let tenant_names = BTreeSet::from([DEFAULT_TENANT.to_string()]);
+        Catalog { format: FORMAT, tenant_names, tenants, collections: BTreeMap::new() }
     }
 
     /// Reads the catalog of `root`, creating a fresh one (and the folder) when there is none.
@@ -121,6 +125,9 @@ impl Catalog {
     }
 
     pub fn database_id(&self, db: &DatabaseRef) -> Result<&String> {
+        if !self.tenant_names.contains(&db.tenant) {
+            return Err(Error::not_found("tenant", &db.tenant));
+        }
         let dbs = self.tenants.get(&db.tenant).ok_or_else(|| Error::not_found("tenant", &db.tenant))?;
         dbs.get(&db.database).ok_or_else(|| Error::not_found("database", &db.database))
     }
@@ -184,7 +191,11 @@ mod tests {
         assert!(catalog.database_id(&DatabaseRef::default()).is_ok());
         let again = Catalog::open(dir.path()).unwrap();
         assert_eq!(again.tenants, catalog.tenants);
-        fs::write(dir.path().join(CATALOG_FILE), br#"{"format": 99, "tenants": {}, "collections": {}}"#).unwrap();
+        fs::write(
+            dir.path().join(CATALOG_FILE),
+            br#"{"format": 99, "tenant_names": [], "tenants": {}, "collections": {}}"#,
+        )
+        .unwrap();
         let err = Catalog::open(dir.path()).unwrap_err();
         assert_eq!(err.kind(), chromalite_core::ErrorKind::Corrupt);
         fs::write(dir.path().join(CATALOG_FILE), b"{\"format\": 1, \"ten").unwrap();

@@ -62,7 +62,7 @@ mod rows;
 mod runtime;
 mod table;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -303,10 +303,10 @@ impl VectorBackend for LanceBackend {
     fn create_tenant(&self, name: &str) -> Result<()> {
         validate::tenant_or_database_name("tenant", name)?;
         self.change(|c| {
-            if c.tenants.contains_key(name) {
+            if !c.tenant_names.insert(name.into()) {
                 return Err(Error::already_exists("tenant", name));
             }
-            c.tenants.insert(name.into(), BTreeMap::new());
+            c.tenants.entry(name.into()).or_default();
             Ok(())
         })
     }
@@ -322,7 +322,8 @@ impl VectorBackend for LanceBackend {
     fn create_database(&self, db: &DatabaseRef) -> Result<()> {
         validate::tenant_or_database_name("database", &db.database)?;
         self.change(|c| {
-            let dbs = c.tenants.get_mut(&db.tenant).ok_or_else(|| Error::not_found("tenant", &db.tenant))?;
+            // chromadb creates the database even when the tenant does not exist.
+            let dbs = c.tenants.entry(db.tenant.clone()).or_default();
             if dbs.contains_key(&db.database) {
                 return Err(Error::already_exists("database", &db.database));
             }
@@ -337,7 +338,8 @@ impl VectorBackend for LanceBackend {
 
     fn list_databases(&self, tenant: &str, limit: Option<usize>, offset: usize) -> Result<Vec<Database>> {
         let catalog = self.read();
-        let dbs = catalog.tenants.get(tenant).ok_or_else(|| Error::not_found("tenant", tenant))?;
+        // chromadb lists by tenant name without checking the tenant exists.
+        let Some(dbs) = catalog.tenants.get(tenant) else { return Ok(Vec::new()) };
         Ok(dbs
             .iter()
             .skip(offset)
@@ -439,6 +441,15 @@ impl VectorBackend for LanceBackend {
                 }
             }
             let entry = c.collections.get_mut(&id).ok_or_else(|| Error::not_found("collection", name))?;
+            // Checked before anything changes: a refused configuration leaves the collection as it was.
+            let next_config = match &req.new_configuration {
+                Some(cfg) => {
+                    let mut next = entry.config()?;
+                    next.apply_modify_json(cfg)?;
+                    Some(next.to_json())
+                }
+                None => None,
+            };
             if let Some(n) = &req.new_name {
                 entry.name.clone_from(n);
             }
@@ -446,10 +457,8 @@ impl VectorBackend for LanceBackend {
                 let m = Some(strip_nulls(m)).filter(|m| !m.is_empty());
                 entry.set_metadata(m.as_ref());
             }
-            if let Some(cfg) = &req.new_configuration {
-                let mut config = entry.config()?;
-                config.apply_json(cfg)?;
-                entry.configuration = config.to_json();
+            if let Some(cfg) = next_config {
+                entry.configuration = cfg;
             }
             Ok(())
         })
@@ -505,6 +514,10 @@ impl VectorBackend for LanceBackend {
             None => None,
         };
         validate::embeddings(&req.embeddings, dimension)?;
+        if let (Some(t), Some(ids)) = (&table, &req.selection.ids) {
+            let live = block_on(t.live_ids(ids))??;
+            validate::query_ids_exist(&req.selection, dimension, |id| live.contains(id))?;
+        }
         let space = entry.config()?.hnsw.space;
         let mut result = QueryResult::new(&req.include);
         let hits = match &table {

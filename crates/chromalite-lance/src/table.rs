@@ -245,6 +245,12 @@ impl CollectionTable {
         Ok(())
     }
 
+    /// Which of these ids are stored.
+    pub async fn live_ids(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
+        let rows = self.scan(Some(&pushdown::ids_in(ids)), Columns::default()).await?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
     /// The stored rows for these ids, by id.
     async fn existing(&self, ids: &[String]) -> Result<HashMap<String, Row>> {
         let cols = Columns { embedding: true, document: true, metadata: true };
