@@ -89,6 +89,37 @@ impl RecordBatch {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+
+    /// The metadata record `i` is stored with when it is new: `None` values dropped, and an
+    /// empty map stored as no metadata (as chromadb returns it).
+    #[must_use]
+    pub fn new_metadata(&self, i: usize) -> Option<Metadata> {
+        let update = self.metadatas.as_ref().and_then(|m| m.get(i)).and_then(Option::as_ref)?;
+        Some(crate::metadata::strip_nulls(update)).filter(|m| !m.is_empty())
+    }
+
+    /// Applies record `i` to a stored record with chromadb's update rules (shared by `update` and
+    /// by `upsert` of an existing id): a given embedding or document replaces the stored one, a
+    /// metadata map merges key by key (a `None` value removes the key); absent fields stay.
+    pub fn merge_into(
+        &self,
+        i: usize,
+        embedding: &mut Vec<f32>,
+        document: &mut Option<String>,
+        metadata: &mut Option<Metadata>,
+    ) {
+        if let Some(e) = self.embeddings.as_ref().and_then(|e| e.get(i)) {
+            embedding.clone_from(e);
+        }
+        if let Some(doc) = self.documents.as_ref().and_then(|d| d.get(i)).and_then(Option::as_ref) {
+            *document = Some(doc.clone());
+        }
+        if let Some(update) = self.metadatas.as_ref().and_then(|m| m.get(i)).and_then(Option::as_ref) {
+            let mut merged = metadata.take().unwrap_or_default();
+            crate::metadata::merge_metadata(&mut merged, update);
+            *metadata = Some(merged).filter(|m| !m.is_empty());
+        }
+    }
 }
 
 /// Which records a `get` or `delete` selects.

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use arrow_array::RecordBatch;
-use chromalite_core::metadata::{merge_metadata, strip_nulls};
 use chromalite_core::validate::WriteOp;
 use chromalite_core::{distance, Error, Include, RecordBatch as Batch, Result, Selection, Space};
 use futures::TryStreamExt;
@@ -87,6 +86,11 @@ impl CollectionTable {
         if let Some(f) = filter {
             q = q.only_if(f);
         }
+        self.collect(q).await
+    }
+
+    /// Runs a query and reads all its rows.
+    async fn collect(&self, q: impl ExecutableQuery) -> Result<Vec<Row>> {
         let batches: Vec<RecordBatch> =
             q.execute().await.map_err(|e| self.err(e))?.try_collect().await.map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -133,13 +137,7 @@ impl CollectionTable {
         if let Some(l) = limit {
             q = q.limit(l);
         }
-        let batches: Vec<RecordBatch> =
-            q.execute().await.map_err(|e| self.err(e))?.try_collect().await.map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for b in &batches {
-            out.extend(rows::from_batch(b, &self.name)?);
-        }
-        Ok(out)
+        self.collect(q).await
     }
 
     /// Rows the selection matches, re-checked with the core evaluator when the SQL was not exact.
@@ -204,12 +202,7 @@ impl CollectionTable {
             .refine_factor(REFINE_FACTOR)
             .select(Select::columns(&cols.names()))
             .limit(fetch);
-        let batches: Vec<RecordBatch> =
-            search.execute().await.map_err(|e| self.err(e))?.try_collect().await.map_err(|e| self.err(e))?;
-        let mut rows = Vec::new();
-        for b in &batches {
-            rows.extend(rows::from_batch(b, &self.name)?);
-        }
+        let rows = self.collect(search).await?;
         Ok(rank(space, q, &rows, k))
     }
 
@@ -345,22 +338,11 @@ fn inserted(batch: &Batch, i: usize, seq: u64) -> Row {
         id: batch.ids[i].clone(),
         embedding: batch.embeddings.as_ref().map(|e| e[i].clone()).unwrap_or_default(),
         document: batch.documents.as_ref().and_then(|d| d[i].clone()),
-        metadata: batch.metadatas.as_ref().and_then(|m| m[i].as_ref()).map(strip_nulls).filter(|m| !m.is_empty()),
+        metadata: batch.new_metadata(i),
     }
 }
 
-/// Chroma's update: given fields replace, a metadata update merges key by key (`None` removes).
 fn updated(mut row: Row, batch: &Batch, i: usize) -> Row {
-    if let Some(e) = &batch.embeddings {
-        row.embedding.clone_from(&e[i]);
-    }
-    if let Some(Some(doc)) = batch.documents.as_ref().map(|d| &d[i]) {
-        row.document = Some(doc.clone());
-    }
-    if let Some(Some(update)) = batch.metadatas.as_ref().map(|m| &m[i]) {
-        let mut merged = row.metadata.take().unwrap_or_default();
-        merge_metadata(&mut merged, update);
-        row.metadata = Some(merged).filter(|m| !m.is_empty());
-    }
+    batch.merge_into(i, &mut row.embedding, &mut row.document, &mut row.metadata);
     row
 }

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chromalite_core::metadata::{merge_metadata, strip_nulls};
 use chromalite_core::{distance, GetRequest, Metadata, QueryRequest, Record, RecordBatch, Selection, Space};
 
 /// A record as stored: the embedding is always present once written.
@@ -65,12 +64,11 @@ impl Records {
     }
 
     fn insert_new(&mut self, batch: &RecordBatch, i: usize) {
-        let metadata = batch.metadatas.as_ref().and_then(|m| m[i].as_ref()).map(strip_nulls).filter(|m| !m.is_empty());
         let stored = Stored {
             id: batch.ids[i].clone(),
             embedding: batch.embeddings.as_ref().map(|e| e[i].clone()).unwrap_or_default(),
             document: batch.documents.as_ref().and_then(|d| d[i].clone()),
-            metadata,
+            metadata: batch.new_metadata(i),
         };
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -80,17 +78,7 @@ impl Records {
 
     fn update_one(&mut self, batch: &RecordBatch, i: usize) {
         let Some(rec) = self.seq_of.get(&batch.ids[i]).and_then(|s| self.by_seq.get_mut(s)) else { return };
-        if let Some(e) = &batch.embeddings {
-            rec.embedding.clone_from(&e[i]);
-        }
-        if let Some(Some(doc)) = batch.documents.as_ref().map(|d| &d[i]) {
-            rec.document = Some(doc.clone());
-        }
-        if let Some(Some(update)) = batch.metadatas.as_ref().map(|m| &m[i]) {
-            let mut merged = rec.metadata.take().unwrap_or_default();
-            merge_metadata(&mut merged, update);
-            rec.metadata = Some(merged).filter(|m| !m.is_empty());
-        }
+        batch.merge_into(i, &mut rec.embedding, &mut rec.document, &mut rec.metadata);
     }
 
     /// Removes the selected records.
