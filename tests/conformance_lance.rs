@@ -1,4 +1,4 @@
-//! The conformance suite on the LanceDB backend (cargo feature `lance`).
+//! The conformance suite on the `LanceDB` backend (cargo feature `lance`).
 #![cfg(feature = "lance")]
 
 mod conformance;

@@ -14,8 +14,8 @@ use crate::CliResult;
 /// The source is opened for reading only when it is a persist directory, so a migration can run
 /// beside a program that still writes to it (it copies what was committed when each page is read).
 pub fn run(cli: &Cli, from: &Target, to: &Target, collections: &[String], batch_size: usize) -> CliResult {
-    let src = store::scope(store::open_target(from, true)?, cli);
-    let dst = store::scope(store::open_target(to, false)?, cli);
+    let src = store::scope(&store::open_target(from, true)?, cli);
+    let dst = store::scope(&store::open_target(to, false)?, cli);
     let tty = std::io::stderr().is_terminal();
     let mut report = |p: Progress<'_>| {
         if tty {

@@ -25,11 +25,11 @@ pub fn open(cli: &Cli) -> CliResult<Client> {
         return Err(CliError::Usage("choose a store with --path DIR, --url URL, --memory or --lance DIR".into()));
     };
     let client = open_target(target, read_only(&cli.command))?;
-    Ok(scope(client, cli))
+    Ok(scope(&client, cli))
 }
 
 /// Scopes a client to `--tenant` / `--database` (defaults: Chroma's).
-pub fn scope(client: Client, cli: &Cli) -> Client {
+pub fn scope(client: &Client, cli: &Cli) -> Client {
     let tenant = cli.tenant.as_deref().unwrap_or(chromalite::core::DEFAULT_TENANT);
     let database = cli.database.as_deref().unwrap_or(chromalite::core::DEFAULT_DATABASE);
     client.scoped(tenant, database)

@@ -182,7 +182,7 @@ fn chromadb_reads_what_chromalite_wrote_and_writes_back() {
     assert_eq!(got["documents"], json!(["added by python 3", "added by python 9"]));
 }
 
-/// `migrate` both ways through the LanceDB backend (cargo feature `lance`): a directory chromadb
+/// `migrate` both ways through the `LanceDB` backend (cargo feature `lance`): a directory chromadb
 /// wrote is copied into a Lance store, which must answer chromadb's requests as chromadb did; the
 /// Lance store is copied into a new Chroma directory, which chromadb must read identically, and
 /// whose export equals the original's record for record.
