@@ -216,11 +216,11 @@ fn parse_document_in_where(value: &Value) -> Result<Where> {
     let text = operand.as_str().ok_or_else(|| {
         bad(format!("Expected operand value to be a str for operator {op} on #document, got {operand}"))
     })?;
+    // chromadb's where validation knows no $regex / $not_regex: inside `where` the document only
+    // takes $contains and $not_contains (regexes go through where_document).
     let doc = match op.as_str() {
         "$contains" => WhereDocument::Contains(text.to_owned()),
         "$not_contains" => WhereDocument::NotContains(text.to_owned()),
-        "$regex" => WhereDocument::Regex(compile_regex(text)?),
-        "$not_regex" => WhereDocument::NotRegex(compile_regex(text)?),
         other => return Err(bad(format!("Unsupported operator {other} on #document"))),
     };
     Ok(Where::Document(doc))
@@ -228,7 +228,7 @@ fn parse_document_in_where(value: &Value) -> Result<Where> {
 
 fn parse_field_op(value: &Value) -> Result<FieldOp> {
     let Some(obj) = value.as_object() else {
-        let scalar = Scalar::from_json(value).ok_or_else(|| {
+        let scalar = where_operand(value).ok_or_else(|| {
             bad(format!("Expected where value to be a str, int, float, or operator expression, got {value}"))
         })?;
         return Ok(FieldOp::Eq(scalar));
@@ -239,7 +239,7 @@ fn parse_field_op(value: &Value) -> Result<FieldOp> {
         "$gt" | "$gte" | "$lt" | "$lte" => parse_comparison(op, operand),
         "$in" | "$nin" => parse_membership(op, operand),
         "$eq" | "$ne" | "$contains" | "$not_contains" => {
-            let s = Scalar::from_json(operand).ok_or_else(|| {
+            let s = where_operand(operand).ok_or_else(|| {
                 bad(format!("Expected where operand value to be a str, int, float or bool for operator {op}, got {operand}"))
             })?;
             Ok(match op.as_str() {
@@ -257,7 +257,8 @@ fn parse_field_op(value: &Value) -> Result<FieldOp> {
 
 fn parse_comparison(op: &str, operand: &Value) -> Result<FieldOp> {
     let s = match operand {
-        Value::Number(n) => Scalar::from_json(&Value::Number(n.clone())).unwrap_or(Scalar::Float(f64::NAN)),
+        Value::Number(_) => where_operand(operand)
+            .ok_or_else(|| bad(format!("Integer operand {operand} of {op} is out of the 64-bit signed range")))?,
         _ => {
             return Err(bad(format!("Expected operand value to be an int or a float for operator {op}, got {operand}")))
         }
@@ -274,8 +275,8 @@ fn parse_membership(op: &str, operand: &Value) -> Result<FieldOp> {
     let items = operand
         .as_array()
         .ok_or_else(|| bad(format!("Expected operand value to be an list for operator {op}, got {operand}")))?;
-    let scalars: Vec<Scalar> = items.iter().filter_map(Scalar::from_json).collect();
-    let same_type = scalars.first().is_some_and(|f| scalars.iter().all(|s| same_python_type(f, s)));
+    let scalars: Vec<Scalar> = items.iter().filter_map(where_operand).collect();
+    let same_type = scalars.first().is_some_and(|f| scalars.iter().all(|s| s.type_name() == f.type_name()));
     if scalars.len() != items.len() || !same_type {
         return Err(bad(format!(
             "Expected where operand value to be a non-empty list, and all values to be of the same type got {operand}"
@@ -284,16 +285,16 @@ fn parse_membership(op: &str, operand: &Value) -> Result<FieldOp> {
     Ok(if op == "$in" { FieldOp::In(scalars) } else { FieldOp::Nin(scalars) })
 }
 
-/// chromadb checks list homogeneity with `isinstance(x, type(first))`, under which a bool passes
-/// as an int (bool subclasses int in Python) but an int does not pass as a bool.
-fn same_python_type(first: &Scalar, s: &Scalar) -> bool {
-    matches!(
-        (first, s),
-        (Scalar::Int(_), Scalar::Int(_) | Scalar::Bool(_))
-            | (Scalar::Float(_), Scalar::Float(_))
-            | (Scalar::Bool(_), Scalar::Bool(_))
-            | (Scalar::Str(_), Scalar::Str(_))
-    )
+/// A scalar operand of a `where` comparison, or `None` when chromadb refuses it.
+///
+/// chromadb parses the filter JSON with `serde_json` and takes a number as an int only when it fits
+/// `i64` and as a float only when it was written as one or overflows `u64`: an integer in
+/// `i64::MAX + 1 ..= u64::MAX` is neither and makes the clause invalid, while a larger one is a float.
+fn where_operand(v: &Value) -> Option<Scalar> {
+    match v {
+        Value::Number(n) if n.is_u64() && !n.is_i64() => None,
+        _ => Scalar::from_json(v),
+    }
 }
 
 impl FieldOp {

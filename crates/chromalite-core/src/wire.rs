@@ -16,9 +16,21 @@ fn present<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|v| !v.is_null())
 }
 
-/// A list of strings.
+/// chromadb's `maybe_cast_one_to_many`: a lone value where a list is expected is a list of one.
+fn one_or_many(v: &Value) -> std::borrow::Cow<'_, [Value]> {
+    match v {
+        Value::Array(items) => std::borrow::Cow::Borrowed(items.as_slice()),
+        Value::Null => std::borrow::Cow::Borrowed(&[]),
+        other => std::borrow::Cow::Owned(vec![other.clone()]),
+    }
+}
+
+/// A list of strings (a single string is a list of one, as chromadb's Python API takes it).
 pub fn ids(v: &Value) -> Result<Vec<String>> {
-    let items = v.as_array().ok_or_else(|| Error::invalid(format!("Expected IDs to be a list, got {v}")))?;
+    if v.is_null() {
+        return Err(Error::invalid("Expected IDs to be a list, got null"));
+    }
+    let items = one_or_many(v);
     items
         .iter()
         .map(|i| {
@@ -42,15 +54,47 @@ pub fn embedding(v: &Value) -> Result<Vec<f32>> {
         .collect()
 }
 
-/// A list of vectors.
+/// A list of vectors, normalised as chromadb's `normalize_embeddings` does: a flat list of numbers is
+/// one vector, and only the first value of the first vector must be a number that is not a bool
+/// (the rest go through `numpy.array(row, dtype=float32)`, which takes a bool as 0 or 1).
 pub fn embeddings(v: &Value) -> Result<Vec<Vec<f32>>> {
     let items = v.as_array().ok_or_else(|| Error::invalid(format!("Expected embeddings to be a list, got {v}")))?;
-    items.iter().map(embedding).collect()
+    let is_number = |x: &Value| x.is_number();
+    let refuse = || {
+        Error::invalid(format!(
+            "Expected embeddings to be a list of floats or ints, a list of lists, a numpy array, or a list of numpy arrays, got {v}"
+        ))
+    };
+    match items.first() {
+        None => Ok(Vec::new()),
+        Some(first) if is_number(first) => Ok(vec![numpy_row(v)?]),
+        Some(Value::Array(row)) if row.first().is_some_and(is_number) => items.iter().map(numpy_row).collect(),
+        Some(Value::Array(row)) if row.is_empty() => {
+            Err(Error::invalid("Expected each embedding to have at least 1 value, got none at pos 0"))
+        }
+        Some(_) => Err(refuse()),
+    }
 }
 
-/// A list of documents (`null` entries allowed).
+/// One vector as `numpy.array(row, dtype=float32)` converts it: numbers, and bools as 0 or 1.
+fn numpy_row(v: &Value) -> Result<Vec<f32>> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| Error::invalid(format!("Expected an embedding to be a list of numbers, got {v}")))?;
+    items
+        .iter()
+        .map(|x| match x {
+            Value::Bool(b) => Ok(f32::from(u8::from(*b))),
+            _ => x.as_f64().map(|f| f as f32).ok_or_else(|| {
+                Error::invalid(format!("Expected each value in the embedding to be a int or float, got {x}"))
+            }),
+        })
+        .collect()
+}
+
+/// A list of documents (`null` entries allowed; a single string is a list of one).
 pub fn documents(v: &Value) -> Result<Vec<Option<String>>> {
-    let items = v.as_array().ok_or_else(|| Error::invalid(format!("Expected documents to be a list, got {v}")))?;
+    let items = one_or_many(v);
     items
         .iter()
         .map(|d| match d {
@@ -61,9 +105,10 @@ pub fn documents(v: &Value) -> Result<Vec<Option<String>>> {
         .collect()
 }
 
-/// A list of record metadatas (`null` entries allowed; `null` values mean "remove key").
+/// A list of record metadatas (`null` entries allowed; `null` values mean "remove key"; a single
+/// object is a list of one).
 pub fn metadatas(v: &Value) -> Result<Vec<Option<UpdateMetadata>>> {
-    let items = v.as_array().ok_or_else(|| Error::invalid(format!("Expected metadatas to be a list, got {v}")))?;
+    let items = one_or_many(v);
     items
         .iter()
         .map(|m| {
@@ -76,11 +121,15 @@ pub fn metadatas(v: &Value) -> Result<Vec<Option<UpdateMetadata>>> {
         .collect()
 }
 
-/// Collection metadata given to create (`null` values are dropped, as chromadb stores them).
+/// Collection metadata given to create. chromadb refuses `null` values there (its bindings cannot
+/// convert `None` to a metadata value), unlike in `modify`, where they remove a key.
 pub fn collection_metadata(v: &Value) -> Result<Metadata> {
     let m = update_metadata_from_json(v).map_err(Error::InvalidArgument)?;
     if m.is_empty() {
         return Err(Error::invalid("Expected metadata to be a non-empty dict, got 0 metadata attributes"));
+    }
+    if let Some((key, _)) = m.iter().find(|(_, v)| v.is_none()) {
+        return Err(Error::invalid(format!("Collection metadata value for key {key:?} must not be None")));
     }
     Ok(crate::metadata::strip_nulls(&m))
 }
@@ -128,15 +177,24 @@ pub fn include(v: Option<&Value>, default: &[Include]) -> Result<Vec<Include>> {
         .collect()
 }
 
-/// An optional non-negative integer argument (`limit`, `offset`); negatives are rejected.
+/// An optional non-negative integer argument (`limit`, `offset`); negatives are rejected. A bool
+/// counts as 0 or 1, as Python's `isinstance(True, int)` lets it through chromadb's checks.
 pub fn non_negative(obj: &Value, key: &str) -> Result<Option<usize>> {
     present(obj, key)
         .map(|v| {
-            v.as_u64()
+            python_int(v)
                 .and_then(|n| usize::try_from(n).ok())
                 .ok_or_else(|| Error::invalid(format!("Expected {key} to be a non-negative integer, got {v}")))
         })
         .transpose()
+}
+
+/// An integer argument as Python sees it: a JSON integer, or a bool as 0 or 1.
+fn python_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Bool(b) => Some(i64::from(*b)),
+        _ => v.as_i64(),
+    }
 }
 
 /// A `get` request from an object with the selection keys plus `limit`, `offset`, `include`.
@@ -158,7 +216,7 @@ pub fn query_request(obj: &Value) -> Result<QueryRequest> {
     let n_results = match present(obj, "n_results") {
         None => 10,
         Some(v) => validate::n_results(
-            v.as_i64()
+            python_int(v)
                 .ok_or_else(|| Error::invalid(format!("Expected requested number of results to be a int, got {v}")))?,
         )?,
     };
