@@ -21,17 +21,17 @@ def client(path):
 
 
 def to_json(result):
+    """Every key of chromadb's result dict (None where not included), numpy arrays as lists, and
+    `include` (the CLI contract's name for chromadb's `included`) beside `included`."""
     out = {}
-    for key in ("ids", "distances", "embeddings", "documents", "metadatas", "uris"):
-        value = result.get(key)
-        if value is None and key == "uris":
-            continue
+    for key, value in result.items():
         if value is not None and hasattr(value, "tolist"):
             value = value.tolist()
         if key == "embeddings" and value is not None:
             value = [v.tolist() if hasattr(v, "tolist") else [x.tolist() if hasattr(x, "tolist") else x for x in v] for v in value]
         out[key] = value
-    out["include"] = [str(i) for i in result.get("included", [])]
+    out["included"] = [str(i) for i in result.get("included", [])]
+    out["include"] = out["included"]
     return out
 
 
@@ -105,6 +105,11 @@ def build(path):
     requests.append({"collection": "notes", "op": "get", "args": {"include": ["documents", "metadatas", "embeddings"]}})
     requests.append({"collection": "notes", "op": "query", "args": {"query_embeddings": [vec(rng, 4)], "n_results": 10}})
     requests.append({"collection": "notes", "op": "get", "args": {"where": {"k": {"$gte": 1}}}})
+    # Include variants: fields left out are None in chromadb's dict (uris and data included).
+    requests.append({"collection": "notes", "op": "get", "args": {"include": []}})
+    requests.append({"collection": "notes", "op": "get", "args": {"offset": 2, "include": ["embeddings", "uris"]}})
+    requests.append({"collection": "notes", "op": "query", "args": {"query_embeddings": [vec(rng, 4)], "n_results": 3, "include": []}})
+    requests.append({"collection": "notes", "op": "query", "args": {"query_embeddings": [vec(rng, 4)], "n_results": 2, "include": ["uris", "embeddings"]}})
     requests.append({"collection": "inner", "op": "query", "args": {"query_embeddings": [vec(rng, 8), vec(rng, 8)], "n_results": 6, "include": ["distances"]}})
     answer_all(c, requests)
     return requests

@@ -68,7 +68,7 @@ pub fn get(client: &Client, name: &str, limit: Option<usize>, offset: Option<usi
     let col = client.get_collection(name)?;
     let result = col.get_request(&req)?;
     if read.json {
-        outln!("{}", result.to_json());
+        outln!("{}", chroma_shape(result.to_json()));
     } else {
         print_get(&result)?;
     }
@@ -110,11 +110,18 @@ pub fn query(
     let req = wire::query_request(&obj)?;
     let result = col.query_request(&req)?;
     if read.json {
-        outln!("{}", result.to_json());
+        outln!("{}", chroma_shape(result.to_json()));
     } else {
         print_query(&result)?;
     }
     Ok(())
+}
+
+/// A result's JSON with chromadb's `included` key beside `include` (the CLI contract's name), so
+/// the output has every key of the dict chromadb's `collection.get` / `query` return.
+fn chroma_shape(mut v: Value) -> Value {
+    v["included"] = v["include"].clone();
+    v
 }
 
 /// A document cut to one readable line.

@@ -108,6 +108,17 @@ fn check_all_at(store_flag: &str, dir: &Path, requests: &[Value], scratch: &Path
         if let Err(why) = compare::same(&req["result"], &have, "$") {
             failures.push(format!("request {n} {}: {why}", req["args"]));
         }
+        // `same` takes a missing key for null; the output must have exactly chromadb's keys
+        // (`null` where not included), plus the contract's `include`.
+        let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<std::collections::BTreeSet<_>>());
+        if keys(&req["result"]) != keys(&have) {
+            failures.push(format!(
+                "request {n} {}: keys {:?}, chromadb's {:?}",
+                req["args"],
+                keys(&have),
+                keys(&req["result"])
+            ));
+        }
     }
     assert!(failures.is_empty(), "chromalite differs from chromadb:\n{}", failures.join("\n"));
 }

@@ -230,21 +230,19 @@ impl GetResult {
         r
     }
 
-    /// chromadb's JSON shape: `{"ids", "embeddings", "documents", "metadatas", "include"}`
-    /// (plus `"uris"` when included).
+    /// chromadb's JSON shape: every key of its `GetResult` (`ids`, `embeddings`, `documents`,
+    /// `uris`, `data`, `metadatas`), `null` where not included, plus `include`.
     #[must_use]
     pub fn to_json(&self) -> Value {
-        let mut v = json!({
+        json!({
             "ids": self.ids,
             "embeddings": self.embeddings.as_ref().map(|e| embeddings_json(e)),
             "documents": self.documents,
+            "uris": self.uris,
+            "data": Value::Null,
             "metadatas": self.metadatas.as_ref().map(|m| metadatas_json(m)),
             "include": include_json(&self.include),
-        });
-        if let Some(u) = &self.uris {
-            v["uris"] = json!(u);
-        }
-        v
+        })
     }
 }
 
@@ -310,21 +308,21 @@ impl QueryResult {
         self.ids.push(g.ids);
     }
 
-    /// chromadb's JSON shape, nested per query.
+    /// chromadb's JSON shape, nested per query: every key of its `QueryResult` (`ids`,
+    /// `distances`, `embeddings`, `documents`, `uris`, `data`, `metadatas`), `null` where not
+    /// included, plus `include`.
     #[must_use]
     pub fn to_json(&self) -> Value {
-        let mut v = json!({
+        json!({
             "ids": self.ids,
             "distances": self.distances,
             "embeddings": self.embeddings.as_ref().map(|q| q.iter().map(|e| embeddings_json(e)).collect::<Vec<_>>()),
             "documents": self.documents,
+            "uris": self.uris,
+            "data": Value::Null,
             "metadatas": self.metadatas.as_ref().map(|q| q.iter().map(|m| metadatas_json(m)).collect::<Vec<_>>()),
             "include": include_json(&self.include),
-        });
-        if let Some(u) = &self.uris {
-            v["uris"] = json!(u);
-        }
-        v
+        })
     }
 }
 
