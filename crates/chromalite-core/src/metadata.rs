@@ -246,6 +246,16 @@ pub fn metadata_to_json(m: &Metadata) -> serde_json::Value {
     serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
+/// The JSON object form of an update map: `null` for a key to remove.
+#[must_use]
+pub fn update_metadata_to_json(m: &UpdateMetadata) -> serde_json::Value {
+    serde_json::Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.as_ref().map_or(serde_json::Value::Null, MetadataValue::to_json)))
+            .collect(),
+    )
+}
+
 /// Applies an update: keys with `Some` are set, keys with `None` are removed.
 pub fn merge_metadata(base: &mut Metadata, update: &UpdateMetadata) {
     for (k, v) in update {

@@ -1,6 +1,6 @@
 //! Request bodies and response parsing for the v2 API's JSON shapes.
 
-use chromalite_core::metadata::{metadata_from_json, metadata_to_json, Metadata, UpdateMetadata};
+use chromalite_core::metadata::{metadata_from_json, metadata_to_json, update_metadata_to_json, Metadata};
 use chromalite_core::{
     CollectionConfig, CollectionInfo, Database, DatabaseRef, Error, GetRequest, GetResult, Include, QueryRequest,
     QueryResult, RecordBatch, Result, Selection,
@@ -58,14 +58,6 @@ pub(crate) fn count(v: &Value) -> Result<usize> {
     v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| shape("count", v))
 }
 
-fn update_metadata_json(m: &UpdateMetadata) -> Value {
-    Value::Object(
-        m.iter()
-            .map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, chromalite_core::MetadataValue::to_json)))
-            .collect(),
-    )
-}
-
 fn embeddings_json(e: &[Vec<f32>]) -> Value {
     Value::Array(e.iter().map(|v| Value::Array(v.iter().map(|x| json!(f64::from(*x))).collect())).collect())
 }
@@ -103,7 +95,7 @@ pub(crate) fn batch(b: &RecordBatch, base64: bool) -> Value {
         "ids": b.ids,
         "embeddings": b.embeddings.as_deref().map(encode),
         "documents": b.documents,
-        "metadatas": b.metadatas.as_ref().map(|ms| ms.iter().map(|m| m.as_ref().map_or(Value::Null, update_metadata_json)).collect::<Vec<_>>()),
+        "metadatas": b.metadatas.as_ref().map(|ms| ms.iter().map(|m| m.as_ref().map_or(Value::Null, update_metadata_to_json)).collect::<Vec<_>>()),
     })
 }
 
@@ -167,6 +159,22 @@ fn array<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>> {
     v.as_array().ok_or_else(|| shape(what, v))
 }
 
+/// A column must hold one entry per id: callers index the columns by the position of the id.
+fn check_len(len: usize, n: usize, what: &str) -> Result<()> {
+    if len == n {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!("unexpected server answer: {len} {what} for {n} ids")))
+    }
+}
+
+/// The array `v`, holding one entry per id.
+fn per_id<'a>(v: &'a Value, n: usize, what: &str) -> Result<&'a Vec<Value>> {
+    let items = array(v, what)?;
+    check_len(items.len(), n, what)?;
+    Ok(items)
+}
+
 fn strings(v: &Value) -> Result<Vec<String>> {
     array(v, "ids")?.iter().map(|s| s.as_str().map(str::to_owned).ok_or_else(|| shape("ids", s))).collect()
 }
@@ -175,7 +183,7 @@ fn opt_strings(v: &Value, n: usize, what: &str) -> Result<Vec<Option<String>>> {
     if v.is_null() {
         return Ok(vec![None; n]);
     }
-    array(v, what)?
+    per_id(v, n, what)?
         .iter()
         .map(
             |s| {
@@ -201,14 +209,14 @@ fn vectors(v: &Value, n: usize) -> Result<Vec<Vec<f32>>> {
     if v.is_null() {
         return Ok(vec![Vec::new(); n]);
     }
-    array(v, "embeddings")?.iter().map(|e| floats(e, "embedding")).collect()
+    per_id(v, n, "embeddings")?.iter().map(|e| floats(e, "embedding")).collect()
 }
 
 fn metadatas(v: &Value, n: usize) -> Result<Vec<Option<Metadata>>> {
     if v.is_null() {
         return Ok(vec![None; n]);
     }
-    array(v, "metadatas")?
+    per_id(v, n, "metadatas")?
         .iter()
         .map(|m| match m {
             Value::Null => Ok(None),
@@ -246,7 +254,9 @@ pub(crate) fn query_result(v: &Value, mut result: QueryResult) -> Result<QueryRe
         let n = ids.len();
         let nth = |key: &str| column(v, key).get(q).unwrap_or(&Value::Null);
         if let Some(d) = result.distances.as_mut() {
-            d.push(floats(nth("distances"), "distances")?);
+            let distances = floats(nth("distances"), "distances")?;
+            check_len(distances.len(), n, "distances")?;
+            d.push(distances);
         }
         if let Some(e) = result.embeddings.as_mut() {
             e.push(vectors(nth("embeddings"), n)?);
@@ -279,7 +289,7 @@ pub(crate) fn create_body(req: &chromalite_core::CreateCollection) -> Value {
 pub(crate) fn modify_body(req: &chromalite_core::ModifyCollection) -> Value {
     json!({
         "new_name": req.new_name,
-        "new_metadata": req.new_metadata.as_ref().map(update_metadata_json),
+        "new_metadata": req.new_metadata.as_ref().map(update_metadata_to_json),
         "new_configuration": req.new_configuration,
     })
 }
@@ -287,6 +297,7 @@ pub(crate) fn modify_body(req: &chromalite_core::ModifyCollection) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chromalite_core::metadata::UpdateMetadata;
 
     #[test]
     fn get_result_follows_include() {
@@ -307,6 +318,21 @@ mod tests {
         let r = query_result(&v, result).unwrap();
         assert_eq!(r.ids, vec![vec!["a".to_string()]]);
         assert_eq!(r.uris, Some(vec![vec![None]]));
+    }
+
+    #[test]
+    fn columns_that_do_not_match_the_ids_are_refused() {
+        let get = json!({"ids": ["a", "b"], "documents": ["x"]});
+        let err = get_result(&get, &[Include::Documents]).unwrap_err();
+        assert_eq!(err.kind(), chromalite_core::ErrorKind::Internal, "{err}");
+        for v in [
+            json!({"ids": [["a", "b"]], "distances": [[0.5]]}),
+            json!({"ids": [["a"]], "distances": [[0.5]], "metadatas": [[null, null]]}),
+            json!({"ids": [["a"]], "distances": [[0.5]], "embeddings": [[]]}),
+        ] {
+            let result = QueryResult::new(&[Include::Distances, Include::Metadatas, Include::Embeddings]);
+            assert!(query_result(&v, result).is_err(), "{v}");
+        }
     }
 
     #[test]

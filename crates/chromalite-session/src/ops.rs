@@ -4,7 +4,7 @@
 //! Collections are named by tenant, database and name, never by id: a collection created in the
 //! memory fallback has an id the primary never saw.
 
-use chromalite_core::metadata::{metadata_to_json, update_metadata_from_json};
+use chromalite_core::metadata::{metadata_to_json, update_metadata_from_json, update_metadata_to_json};
 use chromalite_core::{
     wire, CollectionInfo, CreateCollection, DatabaseRef, Error, ModifyCollection, RecordBatch, Result, Selection,
     VectorBackend,
@@ -116,7 +116,7 @@ impl WriteOp {
             db: db.clone(),
             name: name.to_owned(),
             new_name: req.new_name.clone(),
-            new_metadata: req.new_metadata.as_ref().map(|m| serde_json::to_value(m).unwrap_or(Value::Null)),
+            new_metadata: req.new_metadata.as_ref().map(update_metadata_to_json),
             new_configuration: req.new_configuration.clone(),
         }
     }
@@ -280,7 +280,7 @@ pub fn batch_to_json(b: &RecordBatch) -> Value {
         v["documents"] = json!(d);
     }
     if let Some(m) = &b.metadatas {
-        v["metadatas"] = serde_json::to_value(m).unwrap_or(Value::Null);
+        v["metadatas"] = m.iter().map(|m| m.as_ref().map_or(Value::Null, update_metadata_to_json)).collect();
     }
     v
 }
