@@ -116,13 +116,7 @@ impl Journal {
         use fs2::FileExt;
         std::fs::create_dir_all(dir).map_err(|e| SessionError::io(dir, e))?;
         let lock_path = dir.join(JOURNAL_LOCK);
-        let owner = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| SessionError::io(&lock_path, e))?;
+        let owner = open_rw(&lock_path).map_err(|e| SessionError::io(&lock_path, e))?;
         if owner.try_lock_exclusive().is_err() {
             return Ok(None);
         }
@@ -132,8 +126,7 @@ impl Journal {
     fn open_owned(dir: &Path, owner: File) -> SessionResult<Journal> {
         let path = dir.join(JOURNAL_FILE);
         let io = |e| SessionError::io(&path, e);
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file = open_rw(&path).map_err(io)?;
         if file.metadata().map_err(io)?.len() < HEADER {
             write_header(&mut file, 0).map_err(io)?;
             sync_dir(dir).map_err(io)?;
@@ -141,11 +134,13 @@ impl Journal {
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.read_to_end(&mut bytes).map_err(io)?;
-        if &bytes[..4] != MAGIC {
+        let Some(base) = bytes.strip_prefix(MAGIC).and_then(le_u64) else {
             return Err(SessionError::CorruptState { path, detail: "not a chromalite journal (bad magic)".into() });
+        };
+        let Scan { index, end, damage } = scan(&bytes, base);
+        if let Some(detail) = damage {
+            return Err(SessionError::CorruptState { path, detail });
         }
-        let base = u64::from_le_bytes(bytes[4..12].try_into().unwrap_or_default());
-        let (index, end) = scan(&bytes, base);
         if end < bytes.len() as u64 {
             // A torn tail: the append was never acknowledged.
             file.set_len(end).map_err(io)?;
@@ -175,7 +170,11 @@ impl Journal {
 
     /// Appends `op` and makes it durable before returning its sequence number.
     pub fn append(&mut self, op: &WriteOp, applied: bool) -> SessionResult<u64> {
-        let seq = self.last_seq() + 1;
+        // The base and the sequence numbers come from the file: a damaged one can be u64::MAX.
+        let seq = self.last_seq().checked_add(1).ok_or_else(|| SessionError::CorruptState {
+            path: self.path(),
+            detail: "sequence numbers are exhausted (damaged base or record); move the journal aside".into(),
+        })?;
         let payload = serde_json::to_vec(&JournalEntry { seq, applied, op: op.clone() }).map_err(|e| {
             SessionError::CorruptState { path: self.path(), detail: format!("cannot encode write: {e}") }
         })?;
@@ -258,6 +257,11 @@ impl Journal {
     }
 }
 
+/// Opens `path` for reading and writing, creating it empty if missing.
+fn open_rw(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
+}
+
 fn write_header(file: &mut File, base: u64) -> std::io::Result<()> {
     file.set_len(0)?;
     file.seek(SeekFrom::Start(0))?;
@@ -266,28 +270,64 @@ fn write_header(file: &mut File, base: u64) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Indexes valid records; returns them and where the valid prefix ends.
-fn scan(bytes: &[u8], base: u64) -> (Vec<Slot>, u64) {
+/// The little-endian `u64` at the start of `b`, if `b` has eight bytes.
+fn le_u64(b: &[u8]) -> Option<u64> {
+    b.first_chunk::<8>().map(|a| u64::from_le_bytes(*a))
+}
+
+/// What [`scan`] found: the valid records, where they end, and damage that is not a torn tail.
+struct Scan {
+    index: Vec<Slot>,
+    end: u64,
+    damage: Option<String>,
+}
+
+/// Indexes valid records up to the first one that is not.
+///
+/// A record that fails its checksum, followed by nothing but zero bytes (a crash can leave the
+/// file extended but unwritten), is a torn append that was never acknowledged: the valid prefix
+/// ends there. Anything else, a failing record with data after it or a record whose checksum holds
+/// but whose content does not, is damage: cutting it off would drop acknowledged writes.
+fn scan(bytes: &[u8], base: u64) -> Scan {
     let mut index = Vec::new();
     let mut pos = HEADER as usize;
     let mut last = base;
-    while let Some(head) = bytes.get(pos..pos + RECORD_HEADER as usize) {
-        let len = u32::from_le_bytes(head[..4].try_into().unwrap_or_default());
-        let sum = u64::from_le_bytes(head[4..12].try_into().unwrap_or_default());
-        let start = pos + RECORD_HEADER as usize;
-        let Some(payload) = bytes.get(start..start + len as usize).filter(|_| len <= MAX_RECORD) else { break };
-        if fnv1a(payload) != sum {
-            break;
-        }
-        let Ok(entry) = serde_json::from_slice::<EntryHead>(payload) else { break };
-        if entry.seq <= last {
-            break;
-        }
-        last = entry.seq;
-        index.push(Slot { seq: entry.seq, applied: entry.applied, offset: start as u64, len });
-        pos = start + len as usize;
+    while pos < bytes.len() {
+        let (next, problem) = match record_at(bytes, pos, last) {
+            Ok(slot) => {
+                last = slot.seq;
+                pos = slot.offset as usize + slot.len as usize;
+                index.push(slot);
+                continue;
+            }
+            Err(stop) => stop,
+        };
+        let torn = problem.is_none() && bytes.get(next..).unwrap_or_default().iter().all(|b| *b == 0);
+        let damage = (!torn).then(|| {
+            let what = problem.unwrap_or_else(|| "checksum mismatch".into());
+            format!("record at byte {pos} (after seq {last}): {what}; {} bytes follow it", bytes.len() - pos)
+        });
+        return Scan { index, end: pos as u64, damage };
     }
-    (index, pos.min(bytes.len()) as u64)
+    Scan { index, end: pos as u64, damage: None }
+}
+
+/// The record at `pos`, or where a failing record ends (clamped to the file) with what is wrong
+/// with it when its checksum holds (`None`: torn or damaged bytes).
+fn record_at(bytes: &[u8], pos: usize, last: u64) -> Result<Slot, (usize, Option<String>)> {
+    let start = pos.saturating_add(RECORD_HEADER as usize);
+    let head = bytes.get(pos..start).ok_or((bytes.len(), None))?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let end = start.saturating_add(len as usize);
+    let payload = bytes.get(start..end).filter(|_| len <= MAX_RECORD).ok_or((bytes.len(), None))?;
+    if le_u64(&head[4..]) != Some(fnv1a(payload)) {
+        return Err((end, None));
+    }
+    let entry = serde_json::from_slice::<EntryHead>(payload).map_err(|e| (end, Some(format!("bad entry: {e}"))))?;
+    if entry.seq <= last {
+        return Err((end, Some(format!("seq {} does not follow {last}", entry.seq))));
+    }
+    Ok(Slot { seq: entry.seq, applied: entry.applied, offset: start as u64, len })
 }
 
 /// The fields of an entry needed for the index (the op is read when replayed).
@@ -308,15 +348,15 @@ struct Marker {
 impl Marker {
     fn open(path: &Path) -> SessionResult<Marker> {
         let io = |e| SessionError::io(path, e);
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        let mut file = open_rw(path).map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         let seq = bytes
             .chunks_exact(16)
             .take(2)
             .filter_map(|c| {
-                let seq = u64::from_le_bytes(c[..8].try_into().ok()?);
-                (fnv1a(&c[..8]) == u64::from_le_bytes(c[8..].try_into().ok()?)).then_some(seq)
+                let seq = le_u64(c)?;
+                (le_u64(&c[8..]) == Some(fnv1a(&c[..8]))).then_some(seq)
             })
             .max()
             .unwrap_or(0);
@@ -340,7 +380,7 @@ impl Marker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chromalite_core::DatabaseRef;
+    use chromalite_core::{DatabaseRef, ErrorKind};
 
     fn op(i: usize) -> WriteOp {
         WriteOp::CreateDatabase { db: DatabaseRef::new("t", format!("d{i}")) }
@@ -400,5 +440,59 @@ mod tests {
         bytes[3] ^= 0xff; // slot of 8 (8 % 2 == 0) damaged
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(Journal::open(dir.path()).unwrap().applied_through(), 7);
+    }
+
+    fn journal_with(n: usize) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        for i in 0..n {
+            j.append(&op(i), false).unwrap();
+        }
+        let path = j.path();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_damaged_record_before_others_is_corrupt_and_nothing_is_cut() {
+        let (dir, path) = journal_with(5);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second =
+            HEADER as usize + RECORD_HEADER as usize + Journal::open(dir.path()).unwrap().index[0].len as usize;
+        bytes[second + RECORD_HEADER as usize + 3] ^= 0x20; // inside the second record's payload
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("after seq 1"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "acknowledged records must stay on disk");
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_a_torn_append() {
+        let (dir, path) = journal_with(3);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[0; 300]).unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.last_seq(), 3);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), j.end);
+    }
+
+    #[test]
+    fn damaged_headers_and_sequence_numbers_give_corrupt_not_a_panic() {
+        let (dir, path) = journal_with(0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[4..12].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.append(&op(0), false).unwrap_err().kind(), ErrorKind::Corrupt);
+        drop(j);
+        for bad in [&b"CLJ"[..], b"XXXX\0\0\0\0\0\0\0\0\0\0"] {
+            std::fs::write(&path, bad).unwrap();
+            if bad.len() >= HEADER as usize {
+                assert_eq!(Journal::open(dir.path()).unwrap_err().kind(), ErrorKind::Corrupt);
+            } else {
+                // Shorter than a header: nothing was ever journaled, a fresh header is written.
+                assert_eq!(Journal::open(dir.path()).unwrap().last_seq(), 0);
+            }
+        }
     }
 }
