@@ -48,19 +48,33 @@ pub fn compact_utc(t: SystemTime) -> String {
     format!("{y:04}{mo:02}{d:02}T{:02}{:02}{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// Parses what [`format_utc`] writes (fractional seconds optional).
+/// Largest year [`parse_utc`] accepts: keeps the day arithmetic far from overflow (and far beyond
+/// any time a session file can hold).
+const MAX_YEAR: i64 = 1_000_000_000;
+
+/// Parses what [`format_utc`] writes (fractional seconds optional). The text comes from files:
+/// out-of-range fields and times `SystemTime` cannot hold give `None`, never a panic.
 #[must_use]
 pub fn parse_utc(text: &str) -> Option<SystemTime> {
     let (date, clock) = text.strip_suffix('Z')?.split_once('T')?;
-    let mut ymd = date.split('-').map(str::parse::<i64>);
+    let mut ymd = date.split('-').map(str::parse::<u32>);
     let (year, month, day) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
     let (hms, frac) = clock.split_once('.').unwrap_or((clock, "0"));
     let mut hms = hms.split(':').map(str::parse::<u64>);
     let (hour, minute, second) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
     let millis: u64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
-    let days = days_from_civil(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?);
-    let secs = u64::try_from(days).ok()? * 86_400 + hour * 3600 + minute * 60 + second;
-    Some(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis))
+    let valid = i64::from(year) <= MAX_YEAR
+        && (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 61;
+    if !valid {
+        return None;
+    }
+    let days = u64::try_from(days_from_civil(i64::from(year), month, day)).ok()?;
+    let secs = days.checked_mul(86_400)? + hour * 3600 + minute * 60 + second;
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))?.checked_add(Duration::from_millis(millis))
 }
 
 /// `#[serde(with = "crate::time::rfc3339")]` for `SystemTime` fields.
@@ -108,5 +122,22 @@ mod tests {
         assert_eq!(format_utc(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_utc("2000-03-01T00:00:00Z").map(format_utc).as_deref(), Some("2000-03-01T00:00:00.000Z"));
         assert!(parse_utc("yesterday").is_none());
+    }
+
+    #[test]
+    fn out_of_range_times_from_damaged_files_are_refused() {
+        for bad in [
+            "99999999999-01-01T00:00:00Z",
+            "4294967295-01-01T00:00:00Z",
+            "2024-4294967295-01T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-00T00:00:00Z",
+            "2024-01-01T18446744073709551615:00:00Z",
+            "2024-01-01T00:99:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
+        assert!(parse_utc("999999999-12-31T23:59:59.999Z").is_some_and(|t| t > SystemTime::now()));
     }
 }

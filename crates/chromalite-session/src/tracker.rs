@@ -157,3 +157,23 @@ impl SessionTracker {
 fn is_session_id(id: &str) -> bool {
     crate::store::is_uuid(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_file_with_an_impossible_time_is_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = SessionTracker::new(dir.path(), dir.path(), Duration::from_mins(1)).unwrap();
+        let id = tracker.start().unwrap().session_id;
+        let path = tracker.file(&id);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let stamp = value["last_activity"].as_str().unwrap().to_owned();
+        std::fs::write(&path, text.replace(&stamp, "999999999999-01-01T00:00:00Z")).unwrap();
+        let restarted = SessionTracker::new(dir.path(), dir.path(), Duration::from_mins(1)).unwrap();
+        let err = restarted.resume(&id).unwrap_err();
+        assert_eq!(err.kind(), chromalite_core::ErrorKind::Corrupt, "{err}");
+    }
+}
