@@ -148,30 +148,41 @@ mod simd {
     }
 
     // SAFETY (all `unsafe` blocks below): calling a `#[target_feature]`
-    // function is sound iff the running CPU has those features. These
-    // wrappers are only ever handed out by `kernel_for` after
-    // `has_avx2()` / `has_avx512()` (run-time CPUID detection) returned true
-    // for exactly the features the wrapped function enables. The wrapped
-    // bodies are safe Rust (slices, no raw pointers).
+    // function is sound iff the running CPU has those features. The four
+    // wrappers below are private to this module and leave it only through
+    // `avx2()` / `avx512()`, which hand them out after `has_avx2()` /
+    // `has_avx512()` (run-time CPUID detection) returned true for exactly the
+    // features the wrapped function enables. The wrapped bodies are safe Rust
+    // (slices, no raw pointers).
 
-    pub(super) fn ip_avx2(a: &[f32], b: &[f32]) -> f32 {
-        // SAFETY: see above (installed only when `has_avx2()`).
+    fn ip_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see above (handed out only when `has_avx2()`).
         1.0 - unsafe { dot_avx2(a, b) }
     }
 
-    pub(super) fn l2sq_avx2(a: &[f32], b: &[f32]) -> f32 {
-        // SAFETY: see above (installed only when `has_avx2()`).
+    fn l2sq_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see above (handed out only when `has_avx2()`).
         unsafe { l2_avx2(a, b) }
     }
 
-    pub(super) fn ip_avx512(a: &[f32], b: &[f32]) -> f32 {
-        // SAFETY: see above (installed only when `has_avx512()`).
+    fn ip_avx512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see above (handed out only when `has_avx512()`).
         1.0 - unsafe { dot_avx512(a, b) }
     }
 
-    pub(super) fn l2sq_avx512(a: &[f32], b: &[f32]) -> f32 {
-        // SAFETY: see above (installed only when `has_avx512()`).
+    fn l2sq_avx512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see above (handed out only when `has_avx512()`).
         unsafe { l2_avx512(a, b) }
+    }
+
+    /// The AVX2+FMA kernels `(l2, ip)`, when this CPU has those features.
+    pub(super) fn avx2() -> Option<(super::DistFn, super::DistFn)> {
+        has_avx2().then_some((l2sq_avx2, ip_avx2))
+    }
+
+    /// The AVX-512 kernels `(l2, ip)`, when this CPU has that feature.
+    pub(super) fn avx512() -> Option<(super::DistFn, super::DistFn)> {
+        has_avx512().then_some((l2sq_avx512, ip_avx512))
     }
 }
 
@@ -199,19 +210,11 @@ pub fn simd_kernels_active() -> bool {
 /// The kernel used for `space` on this CPU.
 pub(crate) fn kernel_for(space: Space) -> DistFn {
     #[cfg(target_arch = "x86_64")]
-    {
-        if simd::has_avx512() {
-            return match space {
-                Space::L2 => simd::l2sq_avx512,
-                Space::InnerProduct | Space::Cosine => simd::ip_avx512,
-            };
-        }
-        if simd::has_avx2() {
-            return match space {
-                Space::L2 => simd::l2sq_avx2,
-                Space::InnerProduct | Space::Cosine => simd::ip_avx2,
-            };
-        }
+    if let Some((l2, ip)) = simd::avx512().or_else(simd::avx2) {
+        return match space {
+            Space::L2 => l2,
+            Space::InnerProduct | Space::Cosine => ip,
+        };
     }
     match space {
         Space::L2 => l2_portable,
@@ -225,11 +228,11 @@ fn all_kernels() -> Vec<(&'static str, DistFn, DistFn)> {
     let mut v: Vec<(&'static str, DistFn, DistFn)> = vec![("portable", l2_portable, ip_dist_portable)];
     #[cfg(target_arch = "x86_64")]
     {
-        if simd::has_avx2() {
-            v.push(("avx2", simd::l2sq_avx2, simd::ip_avx2));
+        if let Some((l2, ip)) = simd::avx2() {
+            v.push(("avx2", l2, ip));
         }
-        if simd::has_avx512() {
-            v.push(("avx512", simd::l2sq_avx512, simd::ip_avx512));
+        if let Some((l2, ip)) = simd::avx512() {
+            v.push(("avx512", l2, ip));
         }
     }
     v

@@ -168,12 +168,14 @@ impl Header {
         }
         let file_dim = (self.label_offset - self.offset_data) / 4;
         if file_dim != dim as u64 {
-            return Err(HnswError::DimensionMismatch { expected: dim, got: file_dim as usize });
+            let got = usize::try_from(file_dim).unwrap_or(usize::MAX);
+            return Err(HnswError::DimensionMismatch { expected: dim, got });
         }
-        if self.size_data_per_element != self.label_offset + 8 {
+        // `dim` comes from the catalog, which can be damaged too: a huge one makes this overflow.
+        if self.label_offset.checked_add(8) != Some(self.size_data_per_element) {
             return bad(
                 "size_data_per_element",
-                format!("expected label_offset + 8 = {}, found {}", self.label_offset + 8, self.size_data_per_element),
+                format!("expected label_offset {} + 8, found {}", self.label_offset, self.size_data_per_element),
             );
         }
         if self.max_elements > u64::from(u32::MAX) {

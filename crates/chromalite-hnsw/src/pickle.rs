@@ -74,8 +74,24 @@ impl SegmentMetadata {
         write_atomic(path, &self.to_bytes()?)
     }
 
-    /// Checks that the two maps are inverse to each other.
+    /// Checks that the two maps are inverse to each other and that every label was handed out
+    /// (at most `total_elements_added`, which fits Chroma's `u32`), so [`next_label`](Self::next_label)
+    /// neither overflows nor hands out a label in use.
     pub fn validate(&self) -> Result<(), HnswError> {
+        if self.total_elements_added > u64::from(u32::MAX) {
+            return Err(HnswError::corrupt(
+                METADATA_FILE,
+                "total_elements_added",
+                format!("{} exceeds Chroma's limit 2^32 - 1", self.total_elements_added),
+            ));
+        }
+        if let Some(label) = self.label_to_id.keys().find(|l| **l > self.total_elements_added) {
+            return Err(HnswError::corrupt(
+                METADATA_FILE,
+                "label_to_id",
+                format!("label {label} is above total_elements_added {}", self.total_elements_added),
+            ));
+        }
         if self.id_to_label.len() != self.label_to_id.len() {
             return Err(HnswError::corrupt(
                 METADATA_FILE,
@@ -99,7 +115,8 @@ impl SegmentMetadata {
         Ok(())
     }
 
-    /// The label the next new record gets (`total_elements_added + 1`).
+    /// The label the next new record gets (`total_elements_added + 1`; a decoded file holds at
+    /// most `u32::MAX` there, see [`validate`](Self::validate)).
     #[must_use]
     pub fn next_label(&self) -> u64 {
         self.total_elements_added + 1
@@ -420,6 +437,17 @@ mod tests {
             let e = SegmentMetadata::from_bytes(bytes).unwrap_err();
             assert_eq!(e.kind(), "Corrupt", "{e}");
         }
+    }
+
+    #[test]
+    fn labels_beyond_total_elements_added_are_corrupt() {
+        let mut m = sample(3);
+        m.total_elements_added = u64::from(u32::MAX) + 1;
+        let e = SegmentMetadata::from_bytes(&m.to_bytes().unwrap()).unwrap_err();
+        assert!(matches!(&e, HnswError::Corrupt { field, .. } if field == "total_elements_added"), "{e}");
+        m.total_elements_added = 2; // label 3 is in use
+        let e = SegmentMetadata::from_bytes(&m.to_bytes().unwrap()).unwrap_err();
+        assert!(matches!(&e, HnswError::Corrupt { field, .. } if field == "label_to_id"), "{e}");
     }
 
     #[test]
