@@ -12,9 +12,12 @@ pub(crate) struct View<'a> {
     pub cs: usize,
 }
 
-/// The largest index a `rows × cols` view with these strides touches, or `None` when it is empty.
-fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
-    (rows > 0 && cols > 0).then(|| (rows - 1) * rs + (cols - 1) * cs)
+/// Whether every index a non-empty `rows × cols` view with these strides touches is below `len`,
+/// and both strides fit in `isize` (what `sgemm` takes). The arithmetic is checked: a wrapped index
+/// would pass the comparison and break the proof of the `unsafe` call that relies on it.
+fn fits(rows: usize, cols: usize, rs: usize, cs: usize, len: usize) -> bool {
+    let last = (rows - 1).checked_mul(rs).and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)));
+    last.is_some_and(|last| last < len) && isize::try_from(rs.max(cs)).is_ok()
 }
 
 /// `c = a · b` for `a: m × k`, `b: k × n`, writing `c[i * c_rs + j]` (c's rows contiguous).
@@ -35,15 +38,13 @@ pub(crate) fn matmul(a: View<'_>, b: View<'_>, c: &mut [f32], c_rs: usize) {
         }
         return;
     }
-    for (v, len) in [(&a, a.data.len()), (&b, b.data.len())] {
-        let last = last_index(v.rows, v.cols, v.rs, v.cs).expect("non-empty");
-        assert!(last < len, "matrix view reaches past its buffer");
+    // m, k and n are all non-zero from here on.
+    for v in [&a, &b] {
+        assert!(fits(v.rows, v.cols, v.rs, v.cs, v.data.len()), "matrix view reaches past its buffer");
     }
-    let c_last = last_index(m, n, c_rs, 1).expect("non-empty");
-    assert!(c_last < c.len(), "output view reaches past its buffer");
+    assert!(fits(m, n, c_rs, 1, c.len()), "output view reaches past its buffer");
     assert!(c_rs >= n, "output rows overlap");
-    // Strides fit in isize: every index they produce was checked to lie inside a slice, and no
-    // slice is longer than isize::MAX elements.
+    // Every stride was checked to fit in isize by `fits`.
     let s = |x: usize| x as isize;
     // SAFETY: `sgemm` reads `a` at `i*rs + j*cs` for i < m, j < k and `b` likewise for k × n; the
     // asserts above prove the largest such index is inside each slice. It writes `c` at
