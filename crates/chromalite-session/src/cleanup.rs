@@ -1,14 +1,14 @@
 //! [`CleanupService`]: orphaned segment folders, leftovers of interrupted snapshots, stale lock
 //! pids and committed log entries; safe removal; cleanup on SIGINT/SIGTERM.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chromalite_core::Error;
-use fs2::FileExt;
-use rusqlite::{params, Connection};
+use chromalite_sqlite::{log, WriterLock};
+use rusqlite::Connection;
 
 use crate::error::{SessionError, SessionResult};
 use crate::integrity::{self, validate_database_integrity, Fix, IntegrityReport};
@@ -57,7 +57,7 @@ impl CleanupService {
         if !store::is_uuid(seg) || name.starts_with(SQLITE_FILE) || name == LOCK_FILE || name == SESSION_DIR {
             return refuse("only segment folders and their leftovers are removed");
         }
-        if name != seg && name.len() - seg.len() == 4 && name[seg.len()..] == *".old" && !self.base.join(seg).exists() {
+        if name.strip_suffix(".old") == Some(seg) && !self.base.join(seg).exists() {
             return refuse("it is the only copy of an interrupted snapshot swap; open the store to finish it");
         }
         if name == seg && self.referenced()?.iter().any(|r| r == seg) {
@@ -96,9 +96,7 @@ impl CleanupService {
 
     /// Purges committed log entries and clears a stale lock pid, holding the writer lock.
     fn log_and_lock(&self, dry_run: bool, result: &mut CleanupResult) -> SessionResult<()> {
-        let lock_path = self.base.join(LOCK_FILE);
-        let state = store::lock_state(&self.base);
-        if let LockState::Held { pid } = state {
+        if let LockState::Held { pid } = store::lock_state(&self.base) {
             return Err(Error::Locked { path: self.base.display().to_string(), pid }.into());
         }
         let db = self.base.join(SQLITE_FILE);
@@ -107,21 +105,11 @@ impl CleanupService {
             result.log_entries_purged = purge(&c, true).map_err(|e| sql_error(&db, &e))?;
             return Ok(());
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| SessionError::io(&lock_path, e))?;
-        file.try_lock_exclusive().map_err(|_| Error::Locked { path: self.base.display().to_string(), pid: None })?;
-        if matches!(state, LockState::Stale { .. }) {
-            file.set_len(0).map_err(|e| SessionError::io(&lock_path, e))?;
-        }
+        // Taking the lock replaces a stale pid with ours; releasing it (on drop) empties the file.
+        let _lock = WriterLock::acquire(&self.base, Duration::ZERO)?;
         let c = Connection::open(&db).map_err(|e| sql_error(&db, &e))?;
-        c.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| sql_error(&db, &e))?;
+        c.busy_timeout(Duration::from_secs(5)).map_err(|e| sql_error(&db, &e))?;
         result.log_entries_purged = purge(&c, false).map_err(|e| sql_error(&db, &e))?;
-        let _ = FileExt::unlock(&file);
         Ok(())
     }
 }
@@ -130,28 +118,15 @@ impl CleanupService {
 /// each live record's vector (the sqlite backend rebuilds a lost HNSW folder from those).
 /// Respects Chroma's `automatically_purge = false`.
 fn purge(c: &Connection, count_only: bool) -> rusqlite::Result<usize> {
-    let auto: Option<String> =
-        c.query_row("SELECT config_json_str FROM embeddings_queue_config ORDER BY id LIMIT 1", [], |r| r.get(0)).ok();
-    if auto.is_some_and(|j| j.replace(' ', "").contains("\"automatically_purge\":false")) {
+    // An unreadable switch counts as on, as in the backend (an old store may lack the table).
+    if !log::auto_purge(c).unwrap_or(true) {
         return Ok(0);
     }
-    let verb = if count_only { "SELECT COUNT(*)" } else { "DELETE" };
+    let run = if count_only { log::purgeable } else { log::purge };
     let mut total = 0;
     for row in integrity::catalog(c)? {
         let below = row.vector_seq.min(row.metadata_seq);
-        // Chroma fixes the tenant and namespace parts of the topic to `default`.
-        let topic = format!("persistent://default/default/{}", row.collection.id);
-        let sql = format!(
-            "{verb} FROM embeddings_queue WHERE topic = ?1 AND seq_id < ?2 AND seq_id NOT IN (
-                 SELECT MAX(seq_id) FROM embeddings_queue WHERE topic = ?1 AND vector IS NOT NULL
-                   AND id IN (SELECT embedding_id FROM embeddings WHERE segment_id = ?3) GROUP BY id)"
-        );
-        let p = params![topic, below, row.collection.metadata_segment];
-        total += if count_only {
-            c.query_row(&sql, p, |r| r.get::<_, i64>(0)).map(|n| n as usize)?
-        } else {
-            c.execute(&sql, p)?
-        };
+        total += run(c, &row.collection.id, &row.collection.metadata_segment, below)?;
     }
     Ok(total)
 }

@@ -111,7 +111,8 @@ pub(crate) struct SegmentRow {
 fn seq(v: Option<SqlValue>) -> i64 {
     match v {
         Some(SqlValue::Integer(i)) => i,
-        Some(SqlValue::Blob(b)) if b.len() == 8 => i64::from_be_bytes(b.try_into().unwrap_or_default()),
+        // Old Chroma versions stored the position as an 8-byte big-endian blob.
+        Some(SqlValue::Blob(b)) => <[u8; 8]>::try_from(b.as_slice()).map_or(0, i64::from_be_bytes),
         _ => 0,
     }
 }

@@ -41,7 +41,9 @@ pub fn pid_alive(pid: u32) -> bool {
         if pid <= 0 {
             return false;
         }
-        // SAFETY: signal 0 performs only the existence and permission check; no signal is sent.
+        // SAFETY: `kill` takes two integers and no pointers, so it cannot touch this process's
+        // memory; with signal 0 it only checks that `pid` exists (no signal is sent). `pid > 0`
+        // above keeps it from addressing a process group.
         let rc = unsafe { libc::kill(pid, 0) };
         rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
     }

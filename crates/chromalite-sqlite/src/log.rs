@@ -74,17 +74,12 @@ fn decode_vector(bytes: &[u8]) -> Option<Vec<f32>> {
 pub fn encode_metadata(e: &Entry) -> String {
     let mut obj = serde_json::Map::new();
     for (k, v) in &e.metadata {
-        obj.insert(k.clone(), v.as_ref().map_or(serde_json::Value::Null, metadata_json));
+        obj.insert(k.clone(), v.as_ref().map_or(serde_json::Value::Null, MetadataValue::to_json));
     }
     if let Some(doc) = &e.document {
         obj.insert(DOCUMENT_KEY.to_owned(), serde_json::Value::String(doc.clone()));
     }
     serde_json::Value::Object(obj).to_string()
-}
-
-/// JSON for a value; floats always keep a fraction (`2.0`) so they read back as floats.
-fn metadata_json(v: &MetadataValue) -> serde_json::Value {
-    v.to_json()
 }
 
 fn decode_metadata(text: &str) -> std::result::Result<(UpdateMetadata, Option<String>), String> {
@@ -199,20 +194,34 @@ pub fn auto_purge(c: &Connection) -> rusqlite::Result<bool> {
         .unwrap_or(true))
 }
 
+/// The entries [`purge`] removes: parameters topic, position, metadata segment.
+macro_rules! purgeable {
+    () => {
+        "FROM embeddings_queue WHERE topic = ?1 AND seq_id < ?2 AND seq_id NOT IN (
+             SELECT MAX(seq_id) FROM embeddings_queue
+             WHERE topic = ?1 AND vector IS NOT NULL
+               AND id IN (SELECT embedding_id FROM embeddings WHERE segment_id = ?3)
+             GROUP BY id)"
+    };
+}
+
 /// Removes log entries no longer needed, keeping enough to rebuild the vector segment.
 ///
 /// Chroma deletes everything below `min(metadata, vector)` position, which leaves vectors only in
 /// the HNSW files. We also keep, per live record, the newest entry that carries its vector, so a
 /// missing or damaged HNSW folder can be rebuilt from `SQLite` alone.
 pub fn purge(c: &Connection, collection_id: &str, metadata_segment: &str, below: i64) -> rusqlite::Result<usize> {
-    c.execute(
-        "DELETE FROM embeddings_queue WHERE topic = ?1 AND seq_id < ?2 AND seq_id NOT IN (
-             SELECT MAX(seq_id) FROM embeddings_queue
-             WHERE topic = ?1 AND vector IS NOT NULL
-               AND id IN (SELECT embedding_id FROM embeddings WHERE segment_id = ?3)
-             GROUP BY id)",
+    c.execute(concat!("DELETE ", purgeable!()), params![topic(collection_id), below, metadata_segment])
+}
+
+/// How many entries [`purge`] would remove.
+pub fn purgeable(c: &Connection, collection_id: &str, metadata_segment: &str, below: i64) -> rusqlite::Result<usize> {
+    let n: i64 = c.query_row(
+        concat!("SELECT COUNT(*) ", purgeable!()),
         params![topic(collection_id), below, metadata_segment],
-    )
+        |r| r.get(0),
+    )?;
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 #[cfg(test)]
