@@ -521,19 +521,26 @@ fn decode_elements(
     links: &[u8],
 ) -> Result<(), HnswError> {
     let n = header.cur_element_count as usize;
-    let max_m0 = index.max_m0;
-    let stride = index.stride;
-    let per_level = (index.max_m + 1) * 4;
     // `stride * 4 == size_data_per_element` (validated header) and the caller checked
     // `n * size_data_per_element` against the file length, which bounds this allocation.
-    debug_assert_eq!((stride * 4) as u64, header.size_data_per_element);
-    let mut words = zeroed_words(n * stride);
+    debug_assert_eq!((index.stride * 4) as u64, header.size_data_per_element);
+    let mut words = zeroed_words(n * index.stride);
     level0.fill(&mut words)?;
     index.labels.reserve_exact(n);
     index.lengths.reserve_exact(n);
     index.levels.reserve_exact(n);
     index.upper.reserve_exact(n);
     index.label_map.reserve(n);
+    decode_level0(index, &mut words)?;
+    index.level0 = words;
+    index.lengths.extend(length_bytes[..n * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+    decode_upper(index, header, links)
+}
+
+/// Checks every level-0 record (link count, link ids, label) and registers its label.
+fn decode_level0(index: &mut Index, words: &mut [AtomicU32]) -> Result<(), HnswError> {
+    let (max_m0, stride) = (index.max_m0, index.stride);
+    let n = words.len() / stride;
     let label_at = max_m0 + 1 + index.dim;
     for (i, rec) in words.chunks_exact_mut(stride).enumerate() {
         let head = *rec[0].get_mut();
@@ -565,9 +572,14 @@ fn decode_elements(
         }
         index.labels.push(label);
     }
-    index.level0 = words;
-    index.lengths.extend(length_bytes[..n * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+    Ok(())
+}
 
+/// Reads every element's upper-layer lists from `link_lists.bin` (which must hold nothing else)
+/// and sets the entry point, whose level must be the header's `maxlevel`.
+fn decode_upper(index: &mut Index, header: &Header, links: &[u8]) -> Result<(), HnswError> {
+    let n = index.labels.len();
+    let per_level = (index.max_m + 1) * 4;
     let max_level = if n > 0 { header.maxlevel as usize } else { 0 };
     let mut pos = 0usize;
     for i in 0..n {
@@ -583,12 +595,14 @@ fn decode_elements(
         ));
     }
     if n > 0 {
+        // The header validation checked `enterpoint_node < cur_element_count`.
         let ep = header.enterpoint_node;
-        if index.levels[ep as usize] as usize != max_level {
+        let level = index.levels[ep as usize];
+        if usize::from(level) != max_level {
             return Err(HnswError::corrupt(
                 HEADER_FILE,
                 "enterpoint_node",
-                format!("entry point {ep} has level {}, but maxlevel is {max_level}", index.levels[ep as usize]),
+                format!("entry point {ep} has level {level}, but maxlevel is {max_level}"),
             ));
         }
         index.entry.store(((max_level as u64) << 32) | u64::from(ep), Ordering::Release);
