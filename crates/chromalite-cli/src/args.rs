@@ -218,95 +218,177 @@ fn read_opt(flag: &str, p: &mut lexopt::Parser, r: &mut ReadOpts) -> Result<bool
     Ok(true)
 }
 
-#[allow(clippy::too_many_lines)] // one arm per command of the contract reads best as one table
+/// Every option a command can take, as parsed; [`Flags::into_command`] keeps the ones it uses.
+struct Flags {
+    read: ReadOpts,
+    json: bool,
+    yes: bool,
+    file: Option<PathBuf>,
+    space: Option<String>,
+    metadata: Option<String>,
+    emb: Option<PathBuf>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    n_results: usize,
+    batch_size: usize,
+    dir: Option<PathBuf>,
+    bench: BenchOpts,
+    embed: EmbedOpts,
+    system: String,
+    store: PathBuf,
+    open_only: bool,
+    from: Option<Target>,
+    to: Option<Target>,
+    collections: Vec<String>,
+}
+
+impl Flags {
+    fn new() -> Flags {
+        Flags {
+            read: ReadOpts::default(),
+            json: false,
+            yes: false,
+            file: None,
+            space: None,
+            metadata: None,
+            emb: None,
+            limit: None,
+            offset: None,
+            n_results: 10,
+            batch_size: 1000,
+            dir: None,
+            bench: BenchOpts::default(),
+            embed: EmbedOpts::default(),
+            system: String::new(),
+            store: PathBuf::new(),
+            open_only: false,
+            from: None,
+            to: None,
+            collections: Vec::new(),
+        }
+    }
+
+    /// Reads `--flag` (and its value from `p`); `false` when no command knows it.
+    fn set(&mut self, flag: &str, p: &mut lexopt::Parser) -> Result<bool, String> {
+        if read_opt(flag, p, &mut self.read)? {
+            return Ok(true);
+        }
+        match flag {
+            "json" => self.json = true,
+            "yes" => self.yes = true,
+            "dry-run" => self.yes = false,
+            "file" => self.file = Some(PathBuf::from(value(p)?)),
+            "space" => self.space = Some(value(p)?),
+            "metadata" => self.metadata = Some(value(p)?),
+            "embeddings" => self.emb = Some(PathBuf::from(value(p)?)),
+            "text" => self.embed.texts.push(value(p)?),
+            "embedding-function" => self.embed.function = Some(value(p)?),
+            "model-dir" => self.embed.model_dir = Some(PathBuf::from(value(p)?)),
+            "limit" => self.limit = Some(number(p, "--limit")?),
+            "offset" => self.offset = Some(number(p, "--offset")?),
+            "n-results" => self.n_results = number(p, "--n-results")?,
+            "batch-size" => self.batch_size = number(p, "--batch-size")?.max(1),
+            "dir" => self.dir = Some(PathBuf::from(value(p)?)),
+            "data" => self.bench.data = Some(PathBuf::from(value(p)?)),
+            "scale" => self.bench.scale = Some(number(p, "--scale")?),
+            "queries" => self.bench.queries = Some(number(p, "--queries")?),
+            "systems" | "system" => {
+                let v = value(p)?;
+                self.system.clone_from(&v);
+                self.bench.systems = Some(v);
+            }
+            "python" => self.bench.python = Some(PathBuf::from(value(p)?)),
+            "work-dir" => self.bench.work_dir = Some(PathBuf::from(value(p)?)),
+            "json-out" => self.bench.json = Some(PathBuf::from(value(p)?)),
+            "svg" => self.bench.svg = Some(PathBuf::from(value(p)?)),
+            "store" => self.store = PathBuf::from(value(p)?),
+            "open-only" => self.open_only = true,
+            "from" => self.from = Some(Target::Path(value(p)?.into())),
+            "from-lance" => self.from = Some(Target::Lance(value(p)?.into())),
+            "to" => self.to = Some(Target::Path(value(p)?.into())),
+            "to-lance" => self.to = Some(Target::Lance(value(p)?.into())),
+            "collection" => self.collections.push(value(p)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The command `cmd` on collection `name` (empty for commands without one).
+    fn into_command(self, cmd: &str, name: String) -> Result<Command, String> {
+        let Flags {
+            read,
+            json,
+            yes,
+            file,
+            space,
+            metadata,
+            emb,
+            limit,
+            offset,
+            n_results,
+            batch_size,
+            dir,
+            bench,
+            embed,
+            system,
+            store,
+            open_only,
+            from,
+            to,
+            collections,
+        } = self;
+        Ok(match cmd {
+            "collections" => Command::Collections { json: json || read.json },
+            "create" => Command::Create { name, space, metadata, embed },
+            "import" => {
+                Command::Import { name, file: file.ok_or("import needs --file FILE")?, batch_size, space, embed }
+            }
+            "export" => Command::Export { name, file },
+            "count" => Command::Count { name },
+            "get" => Command::Get { name, limit, offset, read },
+            "query" => {
+                if emb.is_some() != embed.texts.is_empty() {
+                    return Err("query needs --embeddings FILE.json or --text \"...\" (one of them)".into());
+                }
+                Command::Query { name, embeddings: emb, n_results, read, embed }
+            }
+            "delete" => Command::Delete { name, read },
+            "doctor" => Command::Doctor { json: json || read.json },
+            "repair" => Command::Repair { yes },
+            "cleanup" => Command::Cleanup { yes },
+            "demo" => Command::Demo { dir },
+            "bench" => {
+                Command::Bench(BenchOpts { limit, json: bench.json.or(json.then(|| PathBuf::from("-"))), ..bench })
+            }
+            "migrate" => Command::Migrate {
+                from: from.ok_or("migrate needs --from DIR or --from-lance DIR")?,
+                to: to.ok_or("migrate needs --to DIR or --to-lance DIR")?,
+                collections,
+                batch_size,
+            },
+            "bench-worker" => {
+                Command::BenchWorker { system, data: bench.data.ok_or("bench-worker needs --data")?, store, open_only }
+            }
+            "help" => Command::Help,
+            other => return Err(format!("unknown command {other:?}; run `chromalite help`")),
+        })
+    }
+}
+
 fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
-    let mut read = ReadOpts::default();
-    let (mut json, mut yes, mut file, mut space, mut metadata, mut emb) = (false, false, None, None, None, None);
-    let (mut limit, mut offset, mut n_results, mut batch_size, mut dir) = (None, None, 10, 1000, None);
-    let mut bench = BenchOpts::default();
-    let mut embed = EmbedOpts::default();
-    let (mut system, mut store, mut open_only) = (String::new(), PathBuf::new(), false);
-    let (mut from, mut to, mut collections) = (None, None, Vec::new());
     let needs_name = matches!(cmd, "create" | "import" | "export" | "count" | "get" | "query" | "delete");
-    let coll = if needs_name { Some(name(p, cmd)?) } else { None };
+    let name = if needs_name { name(p, cmd)? } else { String::new() };
+    let mut flags = Flags::new();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         let flag = match arg {
             Long(l) => l.to_owned(),
             other => return Err(format!("{cmd}: {}", other.unexpected())),
         };
-        if read_opt(&flag, p, &mut read)? {
-            continue;
-        }
-        match flag.as_str() {
-            "json" => json = true,
-            "yes" => yes = true,
-            "dry-run" => yes = false,
-            "file" => file = Some(PathBuf::from(value(p)?)),
-            "space" => space = Some(value(p)?),
-            "metadata" => metadata = Some(value(p)?),
-            "embeddings" => emb = Some(PathBuf::from(value(p)?)),
-            "text" => embed.texts.push(value(p)?),
-            "embedding-function" => embed.function = Some(value(p)?),
-            "model-dir" => embed.model_dir = Some(PathBuf::from(value(p)?)),
-            "limit" => limit = Some(number(p, "--limit")?),
-            "offset" => offset = Some(number(p, "--offset")?),
-            "n-results" => n_results = number(p, "--n-results")?,
-            "batch-size" => batch_size = number(p, "--batch-size")?.max(1),
-            "dir" => dir = Some(PathBuf::from(value(p)?)),
-            "data" => bench.data = Some(PathBuf::from(value(p)?)),
-            "scale" => bench.scale = Some(number(p, "--scale")?),
-            "queries" => bench.queries = Some(number(p, "--queries")?),
-            "systems" | "system" => {
-                let v = value(p)?;
-                system.clone_from(&v);
-                bench.systems = Some(v);
-            }
-            "python" => bench.python = Some(PathBuf::from(value(p)?)),
-            "work-dir" => bench.work_dir = Some(PathBuf::from(value(p)?)),
-            "json-out" => bench.json = Some(PathBuf::from(value(p)?)),
-            "svg" => bench.svg = Some(PathBuf::from(value(p)?)),
-            "store" => store = PathBuf::from(value(p)?),
-            "open-only" => open_only = true,
-            "from" => from = Some(Target::Path(value(p)?.into())),
-            "from-lance" => from = Some(Target::Lance(value(p)?.into())),
-            "to" => to = Some(Target::Path(value(p)?.into())),
-            "to-lance" => to = Some(Target::Lance(value(p)?.into())),
-            "collection" => collections.push(value(p)?),
-            other => return Err(format!("{cmd}: unexpected option --{other}")),
+        if !flags.set(&flag, p)? {
+            return Err(format!("{cmd}: unexpected option --{flag}"));
         }
     }
-    let name = coll.unwrap_or_default();
-    Ok(match cmd {
-        "collections" => Command::Collections { json: json || read.json },
-        "create" => Command::Create { name, space, metadata, embed },
-        "import" => Command::Import { name, file: file.ok_or("import needs --file FILE")?, batch_size, space, embed },
-        "export" => Command::Export { name, file },
-        "count" => Command::Count { name },
-        "get" => Command::Get { name, limit, offset, read },
-        "query" => {
-            if emb.is_some() != embed.texts.is_empty() {
-                return Err("query needs --embeddings FILE.json or --text \"...\" (one of them)".into());
-            }
-            Command::Query { name, embeddings: emb, n_results, read, embed }
-        }
-        "delete" => Command::Delete { name, read },
-        "doctor" => Command::Doctor { json: json || read.json },
-        "repair" => Command::Repair { yes },
-        "cleanup" => Command::Cleanup { yes },
-        "demo" => Command::Demo { dir },
-        "bench" => Command::Bench(BenchOpts { limit, json: bench.json.or(json.then(|| PathBuf::from("-"))), ..bench }),
-        "migrate" => Command::Migrate {
-            from: from.ok_or("migrate needs --from DIR or --from-lance DIR")?,
-            to: to.ok_or("migrate needs --to DIR or --to-lance DIR")?,
-            collections,
-            batch_size,
-        },
-        "bench-worker" => {
-            Command::BenchWorker { system, data: bench.data.ok_or("bench-worker needs --data")?, store, open_only }
-        }
-        "help" => Command::Help,
-        other => return Err(format!("unknown command {other:?}; run `chromalite help`")),
-    })
+    flags.into_command(cmd, name)
 }
 
 #[cfg(test)]
