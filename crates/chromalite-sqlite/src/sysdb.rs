@@ -258,10 +258,15 @@ fn finish_collection(c: &Connection, db_file: &str, raw: RawCollection) -> Resul
     }
     let missing =
         |what: &str| Error::corrupt(db_file, format!("segments[collection={}]", raw.id), format!("no {what} segment"));
+    // Chroma stores the dimension as an i32; a larger one is damage (and would overflow the byte
+    // sizes computed from it).
     let dimension = raw
         .dimension
         .map(|d| {
-            usize::try_from(d).map_err(|_| Error::corrupt(db_file, field("dimension"), format!("{d} is negative")))
+            i32::try_from(d)
+                .ok()
+                .and_then(|d| usize::try_from(d).ok())
+                .ok_or_else(|| Error::corrupt(db_file, field("dimension"), format!("{d} is outside 0..=2^31-1")))
         })
         .transpose()?;
     Ok(Collection {
