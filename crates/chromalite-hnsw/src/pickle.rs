@@ -273,6 +273,45 @@ mod fast {
         }
     }
 
+    /// Reads the nested dict of `key` (`id_to_label`, `label_to_id` or `id_to_seq_id`) into `meta`.
+    fn read_map(r: &mut Reader<'_>, key: &str, meta: &mut SegmentMetadata, file_len: usize) -> Option<()> {
+        if !r.eat(b'}') {
+            return None;
+        }
+        match key {
+            "id_to_label" => {
+                // Chroma writes total_elements_added (the highest label, so at least the entry
+                // count) first; an entry takes at least 10 bytes, which bounds the reservation by
+                // the file size.
+                let cap = usize::try_from(meta.total_elements_added).unwrap_or(0).min(file_len / 10);
+                let mut m = HashMap::with_capacity(cap);
+                r.entries(|k, v| {
+                    m.insert(k.str()?.to_owned(), v.uint()?);
+                    Some(())
+                })?;
+                meta.id_to_label = m;
+            }
+            "label_to_id" => {
+                // Chroma writes id_to_label first; the inverse has as many entries.
+                let mut m = HashMap::with_capacity(meta.id_to_label.len());
+                r.entries(|k, v| {
+                    m.insert(k.uint()?, v.str()?.to_owned());
+                    Some(())
+                })?;
+                meta.label_to_id = m;
+            }
+            _ => {
+                let mut m = HashMap::new();
+                r.entries(|k, v| {
+                    m.insert(k.str()?.to_owned(), v.int()?);
+                    Some(())
+                })?;
+                meta.id_to_seq_id = m;
+            }
+        }
+        Some(())
+    }
+
     pub(super) fn decode(bytes: &[u8]) -> Option<SegmentMetadata> {
         let mut r = Reader { b: bytes, pos: 0 };
         if r.eat(0x80) {
@@ -305,42 +344,9 @@ mod fast {
                         };
                     }
                     "id_to_label" | "label_to_id" | "id_to_seq_id" => {
-                        if !r.eat(b'}') {
-                            return None;
-                        }
-                        match key {
-                            "id_to_label" => {
-                                i2l = true;
-                                // Chroma writes total_elements_added (the highest label, so at least
-                                // the entry count) first; an entry takes at least 10 bytes, which
-                                // bounds the reservation by the file size.
-                                let cap = usize::try_from(meta.total_elements_added).unwrap_or(0).min(bytes.len() / 10);
-                                let mut m = HashMap::with_capacity(cap);
-                                r.entries(|k, v| {
-                                    m.insert(k.str()?.to_owned(), v.uint()?);
-                                    Some(())
-                                })?;
-                                meta.id_to_label = m;
-                            }
-                            "label_to_id" => {
-                                l2i = true;
-                                // Chroma writes id_to_label first; the inverse has as many entries.
-                                let mut m = HashMap::with_capacity(meta.id_to_label.len());
-                                r.entries(|k, v| {
-                                    m.insert(k.uint()?, v.str()?.to_owned());
-                                    Some(())
-                                })?;
-                                meta.label_to_id = m;
-                            }
-                            _ => {
-                                let mut m = HashMap::new();
-                                r.entries(|k, v| {
-                                    m.insert(k.str()?.to_owned(), v.int()?);
-                                    Some(())
-                                })?;
-                                meta.id_to_seq_id = m;
-                            }
-                        }
+                        read_map(&mut r, key, &mut meta, bytes.len())?;
+                        i2l |= key == "id_to_label";
+                        l2i |= key == "label_to_id";
                     }
                     _ => return None,
                 }
