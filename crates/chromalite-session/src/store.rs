@@ -2,15 +2,14 @@
 //! whether a process is alive.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use fs2::FileExt;
+use chromalite_sqlite::WriterLock;
 
 /// Chroma's `SQLite` file inside a persist directory.
 pub const SQLITE_FILE: &str = "chroma.sqlite3";
-/// The sqlite backend's writer-lock file (content: the holder's pid).
-pub const LOCK_FILE: &str = "chromalite.lock";
+/// The sqlite backend's writer-lock file (content: the holder's pid), and what it says.
+pub use chromalite_sqlite::lock::{LockState, LOCK_FILE};
 /// The session layer's own folder inside a persist directory (journal, sessions, recovery point).
 pub const SESSION_DIR: &str = "chromalite-session";
 /// The four hnswlib files and the label map of a vector segment folder.
@@ -54,39 +53,16 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// The writer lock of a persist directory as seen from outside.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockState {
-    /// No lock file, or nobody holds the lock and no pid is recorded.
-    Free,
-    /// Nobody holds the lock but a pid was left behind (a writer killed without cleanup).
-    Stale { pid: u32 },
-    /// A live process holds it (pid when it recorded one).
-    Held { pid: Option<u32> },
-}
-
 /// Inspects `base`'s writer lock without taking it.
 #[must_use]
 pub fn lock_state(base: &Path) -> LockState {
-    let Ok(mut file) = File::open(base.join(LOCK_FILE)) else { return LockState::Free };
-    let mut text = String::new();
-    let pid = file.by_ref().take(32).read_to_string(&mut text).ok().and_then(|_| text.trim().parse::<u32>().ok());
-    match file.try_lock_shared() {
-        Ok(()) => {
-            let _ = FileExt::unlock(&file);
-            pid.map_or(LockState::Free, |pid| LockState::Stale { pid })
-        }
-        Err(_) => LockState::Held { pid },
-    }
+    WriterLock::state(base)
 }
 
 /// The pid holding `base`'s writer lock, if a process holds it now.
 #[must_use]
 pub fn lock_holder(base: &Path) -> Option<u32> {
-    match lock_state(base) {
-        LockState::Held { pid } => pid,
-        _ => None,
-    }
+    WriterLock::holder(base)
 }
 
 /// fsyncs a directory so renames and creations inside it survive a crash.
@@ -129,7 +105,7 @@ mod tests {
         std::fs::write(dir.path().join(LOCK_FILE), "4242").unwrap();
         assert_eq!(lock_state(dir.path()), LockState::Stale { pid: 4242 });
         let f = File::open(dir.path().join(LOCK_FILE)).unwrap();
-        f.lock_exclusive().unwrap();
+        fs2::FileExt::lock_exclusive(&f).unwrap();
         // flock locks belong to the open file description, so a second open conflicts.
         assert_eq!(lock_state(dir.path()), LockState::Held { pid: Some(4242) });
     }

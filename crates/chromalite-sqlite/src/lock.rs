@@ -60,15 +60,36 @@ impl WriterLock {
     /// The pid recorded by the process holding `dir`'s writer lock, if one holds it now.
     #[must_use]
     pub fn holder(dir: &Path) -> Option<u32> {
-        let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
+        match WriterLock::state(dir) {
+            LockState::Held { pid } => pid,
+            LockState::Free | LockState::Stale { .. } => None,
+        }
+    }
+
+    /// `dir`'s writer lock as seen from outside, without taking it.
+    #[must_use]
+    pub fn state(dir: &Path) -> LockState {
+        let Ok(mut file) = File::open(dir.join(LOCK_FILE)) else { return LockState::Free };
+        let pid = read_pid(&mut file);
         match file.try_lock_shared() {
             Ok(()) => {
                 let _ = FileExt::unlock(&file);
-                None
+                pid.map_or(LockState::Free, |pid| LockState::Stale { pid })
             }
-            Err(_) => read_pid(&mut file),
+            Err(_) => LockState::Held { pid },
         }
     }
+}
+
+/// A persist directory's writer lock as seen from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// No lock file, or nobody holds the lock and no pid is recorded.
+    Free,
+    /// Nobody holds the lock but a pid was left behind (a writer killed without cleanup).
+    Stale { pid: u32 },
+    /// A live process holds it (pid when it recorded one).
+    Held { pid: Option<u32> },
 }
 
 impl Drop for WriterLock {
