@@ -16,8 +16,11 @@ its own directory and answers `battery` too). `outcomes` holds, per op, "ok" or 
 An op is {"op", "tenant", "database", ...arguments}; ops cover tenants/databases, collections
 (spaces l2/ip/cosine, hnsw sync_threshold/batch_size small enough that records sit both in the
 persisted HNSW and only in embeddings_queue), add/upsert/update/delete (by ids, where,
-where_document), metadata of every value type incl. arrays, documents, and "reopen" (close every
-client and open the directory again). Every embedding is given: no embedding function runs.
+where_document), metadata of every value type incl. arrays, documents, "reopen" (close every
+client and open the directory again), collection renames / metadata replacement (modify),
+get_or_create of an existing name with other metadata, and deletes with duplicate ids (refused).
+Reads also cover peek, list_collections pages (their size: chromadb orders by random UUID) and
+`#document` inside where. Every embedding is given: no embedding function runs.
 """
 import json
 import math
@@ -147,6 +150,9 @@ class Gen:
 
     def where(self, depth=0):
         r = self.r
+        if r.random() < 0.05:
+            # The document addressed inside where (only $contains / $not_contains are allowed).
+            return {"#document": {r.choice(["$contains", "$not_contains"]): r.choice(WORDS)[:3]}}
         if depth < 2 and r.random() < 0.3:
             op = r.choice(["$and", "$or"])
             return {op: [self.where(depth + 1) for _ in range(r.randint(2, 3))]}
@@ -211,8 +217,37 @@ class Gen:
         self.cols[(tenant, database, name)] = {"dim": r.randint(2, 6), "next": 0}
         return op
 
+    def modify_op(self):
+        """Renames a collection (sometimes onto a taken name: refused) and/or replaces its
+        metadata (a None value is dropped), or re-creates it with get_or_create and other
+        metadata (chromadb keeps the existing collection as it is)."""
+        r = self.r
+        key = r.choice(self.live())
+        t, d, name = key
+        if r.random() < 0.3:
+            return {"op": "create_collection", "tenant": t, "database": d, "name": name, "get_or_create": True,
+                    "metadata": {"owner": "other", "n": r.randint(6, 9)}}
+        op = {"op": "modify_collection", "tenant": t, "database": d, "name": name}
+        k = r.random()
+        if k < 0.6:
+            same_db = [n for (t2, d2, n) in self.cols if (t2, d2) == (t, d) and n != name]
+            if same_db and r.random() < 0.2:
+                op["new_name"] = r.choice(same_db)
+            else:
+                self.counter += 1
+                op["new_name"] = f"col_{self.counter}_m"
+                self.cols[(t, d, op["new_name"])] = self.cols.pop(key)
+        if k > 0.4:
+            md = {"owner": r.choice(["py", "rs", "ünï"]), "n": r.choice([1, 2.5, True])}
+            if r.random() < 0.3:
+                md["gone"] = None
+            op["new_metadata"] = md
+        return op
+
     def write_op(self):
         r = self.r
+        if r.random() < 0.04:
+            return self.modify_op()
         key = r.choice(self.live())
         col = self.cols[key]
         t, d, name = key
@@ -262,7 +297,9 @@ class Gen:
             return op
         op = dict(base, op="delete")
         kind = r.random()
-        if kind < 0.55:
+        if kind < 0.05:
+            op["ids"] = ["id0", "id1", "id0"]  # duplicates: refused
+        elif kind < 0.55:
             op["ids"] = self.id_pool(col, r.randint(1, 4))
         elif kind < 0.8:
             op["where"] = self.where()
@@ -307,11 +344,16 @@ class Gen:
         for db in [("default_tenant", "default_database"), DB2, DB3]:
             out.append({"op": "list_collections", "tenant": db[0], "database": db[1]})
             out.append({"op": "count_collections", "tenant": db[0], "database": db[1]})
+            # chromadb lists collections in the order of their random UUIDs: a page's size is
+            # what compares.
+            out.append({"op": "list_collections", "tenant": db[0], "database": db[1],
+                        "limit": r.randint(0, 3), "offset": r.randint(0, 3)})
         for (t, d, name), col in sorted(self.cols.items()):
             base = {"tenant": t, "database": d, "collection": name}
             out.append(dict(base, op="count"))
             out.append(dict(base, op="get_collection"))
             out.append(dict(base, op="get", include=["documents", "metadatas", "embeddings"]))
+            out.append(dict(base, op="peek", limit=r.randint(0, 12)))
             for _ in range(8):
                 g = dict(base, op="get")
                 if r.random() < 0.5:
@@ -451,6 +493,10 @@ def apply(store, op):
     if kind == "delete_collection":
         store.client(op["tenant"], op["database"]).delete_collection(op["name"])
         return None
+    if kind == "modify_collection":
+        col = store.client(op["tenant"], op["database"]).get_collection(op["name"], embedding_function=None)
+        col.modify(**{k: op[n] for k, n in (("name", "new_name"), ("metadata", "new_metadata")) if n in op})
+        return None
     col = store.col(op)
     if kind in ("add", "upsert", "update"):
         getattr(col, kind)(**kw(op, "ids", "embeddings", "documents", "metadatas"))
@@ -467,6 +513,8 @@ def read(store, step):
         c = store.client(step["tenant"], step["database"])
         if kind == "count_collections":
             return c.count_collections()
+        if "limit" in step:
+            return len(c.list_collections(limit=step["limit"], offset=step["offset"]))
         return sorted(col.name for col in c.list_collections())
     col = store.col(step)
     if kind == "count":
@@ -475,7 +523,9 @@ def read(store, step):
         hnsw = (col.configuration or {}).get("hnsw") or {}
         return {"name": col.name, "metadata": to_json(col.metadata),
                 "hnsw": {k: to_json(hnsw.get(k)) for k in ("space", "ef_search", "ef_construction", "max_neighbors")}}
-    if kind == "get":
+    if kind == "peek":
+        res = col.peek(limit=step["limit"])
+    elif kind == "get":
         res = col.get(**kw(step, "ids", "where", "where_document", "limit", "offset", "include"))
     else:
         res = col.query(**kw(step, "query_embeddings", "n_results", "ids", "where", "where_document", "include"))
@@ -486,6 +536,32 @@ def read(store, step):
         # the battery did not include distances.
         args = kw(step, "query_embeddings", "n_results", "ids", "where", "where_document")
         out["tie_distances"] = to_json(col.query(include=["distances"], **args)["distances"])
+        out["exact"] = exact_candidates(col, step)
+    return out
+
+
+def exact_candidates(col, step):
+    """Per query embedding, every record the query may return as [id, distance], nearest first,
+    by brute force. chromadb's HNSW search is approximate (and its graph depends on thread timing),
+    so on small low-dimensional collections it now and then misses a neighbour; the Rust side uses
+    this to tell such a miss from a wrong answer."""
+    space = ((col.configuration or {}).get("hnsw") or {}).get("space") or "l2"
+    cand = col.get(include=["embeddings"], **kw(step, "ids", "where", "where_document"))
+    ids = cand["ids"]
+    if not ids:
+        return [[] for _ in step["query_embeddings"]]
+    data = np.array(cand["embeddings"], dtype=np.float64)
+    out = []
+    for q in step["query_embeddings"]:
+        q = np.array(q, dtype=np.float64)
+        if space == "l2":
+            d = ((data - q) ** 2).sum(axis=1)
+        elif space == "ip":
+            d = 1.0 - data @ q
+        else:
+            norms = np.linalg.norm(data, axis=1) * np.linalg.norm(q)
+            d = 1.0 - (data @ q) / np.where(norms == 0, 1.0, norms)
+        out.append(sorted(([i, float(x)] for i, x in zip(ids, d)), key=lambda p: p[1]))
     return out
 
 

@@ -5,7 +5,9 @@
 //! For each fixed seed, `tests/py/random_diff.py` generates two op sequences (`a`, then `b`) and a
 //! battery of reads for the state after each (see the script for what they cover: tenants and
 //! databases, spaces, small sync thresholds so records sit both in the persisted HNSW and only in
-//! `embeddings_queue`, every write kind, metadata of every type incl. arrays, documents, reopens).
+//! `embeddings_queue`, every write kind, metadata of every type incl. arrays, documents, reopens,
+//! collection renames and metadata replacement, `get_or_create` of existing names, refused
+//! duplicate ids; reads include peek and `list_collections` pages).
 //!
 //! 1. chromadb applies `a` to directory P and answers the battery: the reference answers.
 //! 2. chromalite opens a copy of P and answers the battery (chromadb -> chromalite).
@@ -18,7 +20,9 @@
 //!
 //! Results compare as in the conformance suite: ids and their order exactly (for queries, runs of
 //! equal distances as sets), floats within 1e-4, ints and floats kept apart in metadata, error
-//! kinds equal.
+//! kinds equal. chromadb's HNSW search is approximate and its graph depends on thread timing: a
+//! query that differs only because chromadb missed a neighbour (checked against brute-force
+//! candidates the Python side records) is reported on stderr, not counted.
 
 mod common;
 
@@ -28,7 +32,7 @@ mod compare;
 use std::path::Path;
 use std::process::Command;
 
-use chromalite_core::{wire, CreateCollection, DatabaseRef, Result, VectorBackend};
+use chromalite_core::{wire, CreateCollection, DatabaseRef, ModifyCollection, Result, VectorBackend};
 use chromalite_sqlite::SqliteBackend;
 use serde_json::{json, Value};
 
@@ -74,6 +78,14 @@ fn apply(b: &dyn VectorBackend, op: &Value) -> Result<()> {
             b.create_collection(&db_of(op), &req).map(|_| ())
         }
         "delete_collection" => b.delete_collection(&db_of(op), s(op, "name")),
+        "modify_collection" => {
+            let req = ModifyCollection {
+                new_name: present("new_name").and_then(Value::as_str).map(str::to_owned),
+                new_metadata: present("new_metadata").map(wire::modify_metadata).transpose()?,
+                new_configuration: None,
+            };
+            b.modify_collection(&db_of(op), s(op, "name"), &req)
+        }
         kind => {
             let col = b.get_collection(&db_of(op), s(op, "collection"))?;
             match kind {
@@ -119,6 +131,10 @@ fn sorted_include(mut v: Value) -> Value {
 fn read(b: &dyn VectorBackend, step: &Value) -> Result<Value> {
     let db = db_of(step);
     match s(step, "op") {
+        "list_collections" if step.get("limit").is_some() => {
+            let (limit, offset) = (wire::non_negative(step, "limit")?, wire::non_negative(step, "offset")?);
+            b.list_collections(&db, limit, offset.unwrap_or(0)).map(|cols| json!(cols.len()))
+        }
         "list_collections" => {
             let mut names: Vec<String> = b.list_collections(&db, None, 0)?.into_iter().map(|c| c.name).collect();
             names.sort();
@@ -139,6 +155,9 @@ fn read(b: &dyn VectorBackend, step: &Value) -> Result<Value> {
                     }))
                 }
                 "get" => b.get(&col, &wire::get_request(step)?).map(|r| sorted_include(r.to_json())),
+                "peek" => {
+                    b.peek(&col, wire::non_negative(step, "limit")?.unwrap_or(10)).map(|r| sorted_include(r.to_json()))
+                }
                 "query" => {
                     let mut req = wire::query_request(step)?;
                     let mut out = sorted_include(b.query(&col, &req)?.to_json());
@@ -201,18 +220,86 @@ fn compare_answers(label: &str, steps: &[Value], want: &[Value], have: &[Value])
             (Some(a), Some(b)) if a == b => {}
             (None, None) => {
                 let (mut w, mut h) = (w["ok"].clone(), h["ok"].clone());
+                let mut exact = Value::Null;
                 if s(step, "op") == "query" {
+                    exact = w.as_object_mut().and_then(|o| o.remove("exact")).unwrap_or_default();
+                    if let Some(o) = h.as_object_mut() {
+                        o.remove("exact");
+                    }
                     canonical_ties(&mut w);
                     canonical_ties(&mut h);
                 }
                 if let Err(why) = compare::same(&w, &h, "$") {
-                    out.push(format!("{}: {why}", what()));
+                    if hnsw_miss_explains(label, step, &exact, &w, &h) {
+                        eprintln!("{}: chromadb's approximate search explains: {why}", what());
+                    } else {
+                        out.push(format!("{}: {why}", what()));
+                    }
                 }
             }
             _ => out.push(format!("{}:\n    chromadb   {}\n    chromalite {}", what(), short(w), short(h))),
         }
     }
     out
+}
+
+/// How a query answer stands against the brute-force candidates chromadb's side recorded.
+#[derive(PartialEq)]
+enum Exactness {
+    /// The exact nearest `n_results` (ties in any order).
+    Exact,
+    /// Fewer or farther hits, but each one a candidate at its true distance, nearest first: what an
+    /// approximate HNSW search that missed a neighbour returns.
+    Approximate,
+    /// Anything else: a wrong answer.
+    Wrong,
+}
+
+fn exactness(answer: &Value, exact: &Value, n_results: usize) -> Exactness {
+    let (Some(per_query), Some(dists)) = (exact.as_array(), answer["tie_distances"].as_array()) else {
+        return Exactness::Wrong;
+    };
+    let mut all_exact = true;
+    for (q, cands) in per_query.iter().enumerate() {
+        let cands = arr(cands);
+        let truth: std::collections::HashMap<&str, f64> =
+            cands.iter().map(|c| (c[0].as_str().unwrap_or_default(), c[1].as_f64().unwrap_or(f64::NAN))).collect();
+        let ids = arr(&answer["ids"][q]);
+        let d: Vec<f64> = arr(&dists[q]).iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * a.abs().max(1.0);
+        let consistent = ids.len() == d.len()
+            && ids.len() <= n_results.min(cands.len())
+            && ids
+                .iter()
+                .zip(&d)
+                .all(|(id, x)| truth.get(id.as_str().unwrap_or_default()).is_some_and(|t| close(*t, *x)))
+            && d.windows(2).all(|p| p[0] <= p[1] + 1e-5);
+        if !consistent {
+            return Exactness::Wrong;
+        }
+        let want = n_results.min(cands.len());
+        all_exact &= d.len() == want && d.iter().zip(cands).all(|(x, c)| close(c[1].as_f64().unwrap_or(f64::NAN), *x));
+    }
+    if all_exact {
+        Exactness::Exact
+    } else {
+        Exactness::Approximate
+    }
+}
+
+/// Whether a query mismatch is chromadb's HNSW search missing a neighbour rather than a
+/// difference: chromadb's reference answer missed one and the other side is exact, or (when
+/// chromadb itself answers from a directory chromalite wrote) the reference is exact and chromadb's
+/// answer is an approximate one. Everything else stays a mismatch.
+fn hnsw_miss_explains(label: &str, step: &Value, exact: &Value, want: &Value, have: &Value) -> bool {
+    if s(step, "op") != "query" || exact.is_null() {
+        return false;
+    }
+    let n = step["n_results"].as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or(10);
+    let (w, h) = (exactness(want, exact, n), exactness(have, exact, n));
+    let chromadb_answers = label.ends_with("chromadb reads");
+    (w == Exactness::Approximate && h == Exactness::Exact)
+        || (chromadb_answers && w == Exactness::Exact && h == Exactness::Approximate)
 }
 
 fn compare_outcomes(label: &str, ops: &[Value], want: &Value, have: &[String]) -> Vec<String> {
