@@ -19,6 +19,7 @@ pub struct Dataset {
     pub truth: Vec<Vec<u32>>,
 }
 
+/// Reads rows of `dim` little-endian floats; `dim` is positive and `dim * 4` fits (see [`positive`]).
 fn read_f32(path: &Path, dim: usize) -> Result<Vec<Vec<f32>>, String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if bytes.len() % (dim * 4) != 0 {
@@ -35,6 +36,15 @@ fn write_f32(path: &Path, rows: &[Vec<f32>]) -> Result<(), String> {
     fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// `meta[key]` as a positive count small enough that four bytes per unit fit a `usize`.
+fn positive(meta: &Value, key: &str) -> Result<usize, String> {
+    meta[key]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0 && n.checked_mul(4).is_some())
+        .ok_or_else(|| format!("meta.json: {key} must be a positive integer, got {}", meta[key]))
+}
+
 impl Dataset {
     /// Loads a directory in the debian-minilm layout, keeping the first `limit` base rows (truth is
     /// recomputed exactly when rows are dropped).
@@ -42,7 +52,7 @@ impl Dataset {
         let meta: Value =
             serde_json::from_str(&fs::read_to_string(dir.join("meta.json")).map_err(|e| format!("meta.json: {e}"))?)
                 .map_err(|e| format!("meta.json: {e}"))?;
-        let dim = meta["dim"].as_u64().ok_or("meta.json has no dim")? as usize;
+        let dim = positive(&meta, "dim")?;
         let mut base = read_f32(&dir.join("base.f32"), dim)?;
         let file = fs::File::open(dir.join("base.jsonl")).map_err(|e| format!("base.jsonl: {e}"))?;
         let keep = limit.unwrap_or(base.len()).min(base.len());
@@ -55,9 +65,12 @@ impl Dataset {
         base.truncate(keep);
         let mut qs = read_f32(&dir.join("queries.f32"), dim)?;
         qs.truncate(queries);
+        if qs.is_empty() {
+            return Err("no queries to run (queries.f32 is empty or --queries is 0)".into());
+        }
         let truth = if full && dir.join("truth.i32").exists() {
             let t = fs::read(dir.join("truth.i32")).map_err(|e| e.to_string())?;
-            let k = meta["truth_k"].as_u64().unwrap_or(100) as usize;
+            let k = if meta.get("truth_k").is_some() { positive(&meta, "truth_k")? } else { 100 };
             t.chunks_exact(k * 4)
                 .take(qs.len())
                 .map(|r| r.chunks_exact(4).take(10).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
@@ -186,5 +199,25 @@ impl Lcg {
     fn normal(&mut self) -> f32 {
         let (u1, u2) = (self.uniform().max(1e-7), self.uniform());
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_meta_or_empty_queries_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.f32"), 1.0f32.to_le_bytes()).unwrap();
+        std::fs::write(dir.path().join("base.jsonl"), "{\"id\": \"d0\"}\n").unwrap();
+        std::fs::write(dir.path().join("queries.f32"), 1.0f32.to_le_bytes()).unwrap();
+        for meta in [r#"{"dim": 0}"#, r#"{"dim": 18446744073709551615}"#, r#"{"dim": "x"}"#] {
+            std::fs::write(dir.path().join("meta.json"), meta).unwrap();
+            assert!(Dataset::load(dir.path(), None, 10).is_err(), "{meta}");
+        }
+        std::fs::write(dir.path().join("meta.json"), r#"{"dim": 1}"#).unwrap();
+        assert!(Dataset::load(dir.path(), None, 0).is_err());
+        assert_eq!(Dataset::load(dir.path(), None, 10).unwrap().queries.len(), 1);
     }
 }
