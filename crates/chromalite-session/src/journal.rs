@@ -238,7 +238,12 @@ impl Journal {
         let io = |e| SessionError::io(&path, e);
         let keep: Vec<Slot> = self.index.iter().copied().filter(|s| s.seq > through).collect();
         let first = keep.first().map_or(self.end, |s| s.offset - RECORD_HEADER);
-        let mut tail = vec![0; usize::try_from(self.end - first).unwrap_or(0)];
+        // An empty tail here would compact the kept records away: refuse what memory cannot hold.
+        let tail_len = usize::try_from(self.end - first).map_err(|_| SessionError::CorruptState {
+            path: path.clone(),
+            detail: format!("{} bytes to keep do not fit in memory", self.end - first),
+        })?;
+        let mut tail = vec![0; tail_len];
         self.file.seek(SeekFrom::Start(first)).map_err(io)?;
         self.file.read_exact(&mut tail).map_err(io)?;
         let base = through.max(self.base);
