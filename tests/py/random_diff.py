@@ -96,8 +96,11 @@ class Gen:
 
     def document(self):
         r = self.r
-        if r.random() < 0.15:
+        k = r.random()
+        if k < 0.15:
             return None
+        if k < 0.2:
+            return ""  # an empty document is a document (not None) in chromadb
         return " ".join(r.choice(WORDS) for _ in range(r.randint(1, 4)))
 
     def id_pool(self, col, n):
