@@ -390,8 +390,30 @@ impl WhereDocument {
 }
 
 fn compile_regex(pattern: &str) -> Result<regex::Regex> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 22)
-        .build()
-        .map_err(|e| bad(format!("invalid regular expression {pattern:?}: {e}")))
+    // chromadb parses the pattern with regex-syntax and refuses any part that works on bytes
+    // rather than characters: a class with Unicode mode off, e.g. `(?-u)\w` ("Byte pattern is not
+    // allowed"), which the regex crate itself would accept.
+    let hir = regex_syntax::parse(pattern).map_err(|e| bad(format!("invalid regular expression {pattern:?}: {e}")))?;
+    if has_byte_part(&hir) {
+        return Err(bad(format!("invalid regular expression {pattern:?}: byte patterns are not allowed")));
+    }
+    // chromadb compiles the pattern with the regex crate's default limits (inside SQLite's
+    // REGEXP); a pattern past them fails there, as an internal error of the query.
+    regex::Regex::new(pattern).map_err(|e| match e {
+        regex::Error::CompiledTooBig(_) => Error::Internal(format!("regular expression {pattern:?}: {e}")),
+        _ => bad(format!("invalid regular expression {pattern:?}: {e}")),
+    })
+}
+
+/// Whether a parsed pattern has a byte class or a literal that is not UTF-8.
+fn has_byte_part(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => false,
+        HirKind::Literal(lit) => std::str::from_utf8(&lit.0).is_err(),
+        HirKind::Class(class) => matches!(class, Class::Bytes(_)),
+        HirKind::Repetition(rep) => has_byte_part(&rep.sub),
+        HirKind::Capture(cap) => has_byte_part(&cap.sub),
+        HirKind::Concat(items) | HirKind::Alternation(items) => items.iter().any(has_byte_part),
+    }
 }
