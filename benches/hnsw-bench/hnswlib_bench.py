@@ -18,6 +18,9 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--data", default=os.environ.get("CHROMALITE_BENCH_DATA"))
 ap.add_argument("--threads", type=int, default=os.cpu_count())
 ap.add_argument("--repeat", type=int, default=1, help="time each single-thread query loop this many times, keep the fastest")
+ap.add_argument("--ef-construction", type=int, default=100,
+                help="hnswlib's ef_construction (100 = the shared parameters; higher values find the "
+                "build time hnswlib needs to match a given recall)")
 ap.add_argument("--export", help="also write hnswlib's graph as a Chroma four-file segment into this folder "
                 "(for `hnsw-bench --load DIR`: chromalite searching hnswlib's own graph)")
 args = ap.parse_args()
@@ -28,14 +31,14 @@ n = len(base)
 print(f"hnswlib {hnswlib.__version__ if hasattr(hnswlib, '__version__') else ''}: {n} x {DIM}, {len(queries)} queries, {args.threads} threads")
 
 p = hnswlib.Index(space="cosine", dim=DIM)
-p.init_index(max_elements=n, ef_construction=100, M=16, random_seed=0)
+p.init_index(max_elements=n, ef_construction=args.ef_construction, M=16, random_seed=0)
 p.set_num_threads(args.threads)
 t = time.perf_counter()
 cpu = time.process_time()
 p.add_items(base, np.arange(n))
 build = time.perf_counter() - t
 cpu = time.process_time() - cpu
-print(f"hnswlib build: {build:.2f} s ({n / build:.0f} inserts/s), {cpu:.2f} s CPU (all threads)")
+print(f"hnswlib build (ef_construction {args.ef_construction}): {build:.2f} s ({n / build:.0f} inserts/s), {cpu:.2f} s CPU (all threads)")
 
 
 def export_four_files(index, out):
