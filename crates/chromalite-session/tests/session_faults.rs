@@ -153,10 +153,12 @@ fn transient_errors_are_retried_with_exponential_backoff() {
         }
     });
     assert_eq!(result.unwrap(), 4);
+    // A sleep lasts at least its delay; how much longer depends on the machine's load, so the
+    // upper bound only catches a wrong schedule (the exact delays are `RetryPolicy`'s unit test).
     let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
     for (gap, nominal) in gaps.iter().zip([20u64, 40, 80]) {
         let nominal = Duration::from_millis(nominal);
-        assert!(*gap >= nominal && *gap < nominal + Duration::from_millis(60), "gaps {gaps:?}");
+        assert!(*gap >= nominal && *gap < nominal * 10, "gaps {gaps:?}");
     }
 }
 
@@ -172,9 +174,10 @@ fn retries_stop_after_max_retries_and_jitter_stays_in_bounds() {
     });
     assert_eq!(err.unwrap_err().kind(), ErrorKind::Unavailable);
     assert_eq!(attempts, 4);
-    // Nominal 20 + 40 + 80 = 140 ms, each spread by at most ±50 %.
+    // Nominal 20 + 40 + 80 = 140 ms, each spread by at most ±50 % (at most 210 ms); the upper
+    // bound leaves room for a loaded machine, and the jitter bounds are `RetryPolicy`'s unit test.
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(70) && took < Duration::from_millis(260), "{took:?}");
+    assert!(took >= Duration::from_millis(70) && took < Duration::from_secs(2), "{took:?}");
 }
 
 #[test]
@@ -190,7 +193,9 @@ fn permanent_errors_return_at_once() {
     let err = r.add(&col, &batch(&["a"])).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert_eq!(faulty.calls.load(Ordering::SeqCst) - before, 1, "a permanent error must not be retried");
-    assert!(started.elapsed() < Duration::from_millis(15));
+    // The call count is the guarantee; a wall-clock bound tight enough to see a skipped 20 ms
+    // backoff flakes on a loaded machine, so this one only catches a hang.
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     // A real validation error from the store is permanent too.
     let mut bad = batch(&["b"]);
     bad.embeddings = Some(vec![vec![1.0, 2.0, 3.0]]);
