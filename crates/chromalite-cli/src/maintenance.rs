@@ -11,10 +11,17 @@ use chromalite_session::{store, validate_database_integrity, CleanupService, Int
 use crate::args::{Cli, Command, Target};
 use crate::{CliError, CliResult};
 
-/// Runs a maintenance command on `--path DIR`.
+/// Runs a maintenance command on `--path DIR` (or `doctor` on `--lance DIR`).
 pub fn run(cmd: &Command, cli: &Cli) -> CliResult {
+    #[cfg(feature = "lance")]
+    if let (Some(Target::Lance(dir)), Command::Doctor { json }) = (&cli.target, cmd) {
+        return lance_doctor(dir, *json);
+    }
     let Some(Target::Path(dir)) = &cli.target else {
-        return Err(CliError::Usage("doctor, repair and cleanup work on a persist directory: use --path DIR".into()));
+        return Err(CliError::Usage(
+            "repair and cleanup work on a persist directory (use --path DIR); doctor on --path DIR or --lance DIR"
+                .into(),
+        ));
     };
     if !dir.is_dir() {
         return Err(CliError::Usage(format!("{} is not a directory", dir.display())));
@@ -166,5 +173,43 @@ fn cleanup(dir: &Path, yes: bool) -> CliResult {
         Ok(())
     } else {
         Err(CliError::Usage(format!("cleanup met {} error(s)", result.errors_encountered.len())))
+    }
+}
+
+/// `doctor` on a Lance store: opens it read-only (beside a writer), reads every table, and reports
+/// collections, leftovers and damage (exit 2 when damaged).
+#[cfg(feature = "lance")]
+fn lance_doctor(dir: &Path, json: bool) -> CliResult {
+    let report = chromalite::lance::LanceBackend::check(dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| CliError::Usage(e.to_string()))?);
+    } else {
+        println!("lance store {}: {} collection(s)", report.path.display(), report.collections.len());
+        for c in &report.collections {
+            let records = c.records.map_or_else(|| "unreadable".to_owned(), |n| format!("{n} records"));
+            let versions = c.versions.map_or_else(String::new, |v| format!(", {v} table version(s) on disk"));
+            println!("  {}/{}/{}: {records}{versions}", c.tenant, c.database, c.name);
+        }
+        if let Some(pid) = report.lock_holder {
+            println!("  in use by process {pid}");
+        }
+        for t in &report.unreferenced_tables {
+            println!(
+                "notice  {}: table folder no collection references (removed when a writer opens the store)",
+                t.display()
+            );
+        }
+        for f in &report.damage {
+            println!("DAMAGED {}: {}", f.file, f.detail);
+        }
+        if report.is_ok() {
+            println!("ok");
+        }
+    }
+    if report.is_ok() {
+        Ok(())
+    } else {
+        let files: Vec<&str> = report.damage.iter().map(|f| f.file.as_str()).collect();
+        Err(CliError::Damaged(format!("lance store is damaged ({})", files.join(", "))))
     }
 }

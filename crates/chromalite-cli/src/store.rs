@@ -5,8 +5,9 @@ use chromalite::Client;
 use crate::args::{Cli, Command, Target};
 use crate::{CliError, CliResult};
 
-/// Whether a command only reads: those open a persist directory without the writer lock, so they
-/// run beside a writer (an import in progress, a Python program) and never modify the directory.
+/// Whether a command only reads: those open a persist directory (or a Lance store) without the
+/// writer lock, so they run beside a writer (an import in progress, a Python program) and never
+/// modify the store.
 fn read_only(cmd: &Command) -> bool {
     matches!(
         cmd,
@@ -35,7 +36,7 @@ pub fn scope(client: &Client, cli: &Cli) -> Client {
     client.scoped(tenant, database)
 }
 
-/// Opens one store; `read_only` opens a persist directory without the writer lock.
+/// Opens one store; `read_only` opens a persist directory or a Lance store without the writer lock.
 pub fn open_target(target: &Target, read_only: bool) -> CliResult<Client> {
     Ok(match target {
         Target::Memory => Client::in_memory(),
@@ -43,6 +44,10 @@ pub fn open_target(target: &Target, read_only: bool) -> CliResult<Client> {
         Target::Path(dir) => Client::persistent(dir)?,
         Target::Url { url, token } => {
             Client::remote_with(&chromalite::remote::RemoteOptions::new(url).maybe_token(token.as_deref()))?
+        }
+        #[cfg(feature = "lance")]
+        Target::Lance(dir) if read_only => {
+            Client::lance_with(dir, chromalite::lance::LanceOptions { read_only: true, ..Default::default() })?
         }
         #[cfg(feature = "lance")]
         Target::Lance(dir) => Client::lance(dir)?,

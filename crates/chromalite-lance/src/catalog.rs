@@ -95,6 +95,18 @@ impl Catalog {
         }
     }
 
+    /// Reads the catalog of `root`, which must exist (read-only handles never create one).
+    pub fn open_existing(root: &Path) -> Result<Catalog> {
+        let path = root.join(CATALOG_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Self::parse(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::not_found("lance store", path.display().to_string()))
+            }
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
     fn parse(bytes: &[u8]) -> Result<Catalog> {
         let catalog: Catalog =
             serde_json::from_slice(bytes).map_err(|e| Error::corrupt(CATALOG_FILE, "json", e.to_string()))?;

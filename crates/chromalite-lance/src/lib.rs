@@ -20,7 +20,9 @@
 //! - A write (`add`, `upsert`, `update`, `delete`) is one Lance commit: after a crash it is there
 //!   whole or not at all. Catalog changes are atomic file replacements.
 //! - One writing process per directory: a second one gets [`ErrorKind::Locked`] naming the holder's
-//!   pid after [`LanceOptions::lock_wait`], never a hang.
+//!   pid after [`LanceOptions::lock_wait`], never a hang. Any number of read-only handles
+//!   ([`LanceBackend::open_read_only`]), in any process, run beside it: they take no lock, refuse
+//!   writes with [`ErrorKind::ReadOnly`], and see every write the writer has committed.
 //! - `where` / `where_document` are pushed into Lance's SQL where they map exactly (see
 //!   [`pushdown`](crate::pushdown)); everything else is re-checked by chromalite's evaluator, so
 //!   answers never depend on what SQL can express.
@@ -56,6 +58,7 @@
 //! ordinary threads (or `spawn_blocking`), not from inside async code.
 
 mod catalog;
+mod check;
 mod lock;
 mod pushdown;
 mod rows;
@@ -76,6 +79,7 @@ use chromalite_core::{
 
 pub use catalog::CATALOG_FILE;
 use catalog::{Catalog, CollectionEntry};
+pub use check::{CollectionReport, Finding, LanceReport};
 #[doc(no_inline)]
 pub use chromalite_core::ErrorKind;
 use lock::WriterLock;
@@ -90,11 +94,36 @@ pub struct LanceOptions {
     pub index_threshold: usize,
     /// How long `open` waits for another process's writer lock before failing with `Locked`.
     pub lock_wait: Duration,
+    /// Open without the writer lock: every write fails with [`ErrorKind::ReadOnly`], the store
+    /// must exist (`NotFound` otherwise), and reads see what the writer has committed since (the
+    /// catalog is re-read when its file changes, each table read checks for a newer version).
+    /// Any number of read-only handles may run beside one writer. See
+    /// [`LanceBackend::open_read_only`].
+    pub read_only: bool,
 }
 
 impl Default for LanceOptions {
     fn default() -> Self {
-        LanceOptions { index_threshold: 100_000, lock_wait: Duration::from_secs(5) }
+        LanceOptions { index_threshold: 100_000, lock_wait: Duration::from_secs(5), read_only: false }
+    }
+}
+
+/// What identifies one version of the catalog file: it is replaced by rename on every change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(FileStamp { len: meta.len(), modified: meta.modified().ok(), inode })
     }
 }
 
@@ -102,8 +131,11 @@ impl Default for LanceOptions {
 pub struct LanceBackend {
     root: PathBuf,
     options: LanceOptions,
-    _lock: WriterLock,
+    /// The writer lock; `None` for a read-only handle.
+    _lock: Option<WriterLock>,
     catalog: RwLock<Catalog>,
+    /// Read-only handles: the catalog file as last read, to notice the writer's changes.
+    catalog_stamp: Mutex<Option<FileStamp>>,
     /// One lancedb connection per database folder.
     connections: Mutex<HashMap<PathBuf, lancedb::Connection>>,
     /// Open tables by collection id.
@@ -131,17 +163,49 @@ impl LanceBackend {
         Self::open_with(dir, LanceOptions::default())
     }
 
-    /// Opens (creating when absent) the store in `dir`.
+    /// Opens an existing store in `dir` for reading only, beside its writer (if any).
+    ///
+    /// No lock is taken, so this works while another process writes to the store; writes fail
+    /// with [`ErrorKind::ReadOnly`], a missing store is `NotFound`, and every read sees what the
+    /// writer had committed when the read started.
+    ///
+    /// ```
+    /// use chromalite_core::{CreateCollection, DatabaseRef, ErrorKind, RecordBatch, VectorBackend};
+    /// use chromalite_lance::LanceBackend;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let writer = LanceBackend::open(dir.path()).unwrap();
+    /// let col = writer.create_collection(&DatabaseRef::default(), &CreateCollection { name: "docs".into(), ..Default::default() }).unwrap();
+    /// let reader = LanceBackend::open_read_only(dir.path()).unwrap(); // the writer still holds its lock
+    /// let mut batch = RecordBatch::new(["a"]);
+    /// batch.embeddings = Some(vec![vec![1.0, 0.0]]);
+    /// writer.add(&col, &batch).unwrap();
+    /// assert_eq!(reader.count(&col).unwrap(), 1); // sees the writer's commit
+    /// assert_eq!(reader.add(&col, &batch).unwrap_err().kind(), ErrorKind::ReadOnly);
+    /// ```
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<LanceBackend> {
+        Self::open_with(dir, LanceOptions { read_only: true, ..LanceOptions::default() })
+    }
+
+    /// Opens the store in `dir`: as its writer, creating it when absent, or read-only when
+    /// [`LanceOptions::read_only`] is set.
     pub fn open_with(dir: impl AsRef<Path>, options: LanceOptions) -> Result<LanceBackend> {
         let root = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-        let lock = WriterLock::acquire(&root, options.lock_wait)?;
-        let catalog = Catalog::open(&root)?;
+        let (lock, catalog, stamp) = if options.read_only {
+            // Stamped before reading: a change in between is read again on the next call.
+            let stamp = FileStamp::of(&root.join(CATALOG_FILE));
+            (None, Catalog::open_existing(&root)?, stamp)
+        } else {
+            std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+            let lock = WriterLock::acquire(&root, options.lock_wait)?;
+            (Some(lock), Catalog::open(&root)?, None)
+        };
         Ok(LanceBackend {
             root,
             options,
             _lock: lock,
             catalog: RwLock::new(catalog),
+            catalog_stamp: Mutex::new(stamp),
             connections: Mutex::new(HashMap::new()),
             tables: Mutex::new(HashMap::new()),
             next_seq: Mutex::new(HashMap::new()),
@@ -155,9 +219,30 @@ impl LanceBackend {
         &self.root
     }
 
+    /// Whether this handle refuses writes (opened with [`LanceBackend::open_read_only`]).
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.options.read_only
+    }
+
+    /// The pid of the process holding the writer lock of the store in `dir`, if any.
+    #[must_use]
+    pub fn lock_holder(dir: impl AsRef<Path>) -> Option<u32> {
+        WriterLock::holder(dir.as_ref())
+    }
+
+    /// `Ok` on a writer; [`ErrorKind::ReadOnly`] on a read-only handle.
+    fn writable(&self) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly { reason: format!("{} was opened read-only", self.root.display()) });
+        }
+        Ok(())
+    }
+
     /// Builds or refreshes the vector index of every collection past the threshold now, instead
     /// of on its next write. Returns how many indexes changed.
     pub fn optimize(&self) -> Result<usize> {
+        self.writable()?;
         let _w = lock(&self.writing);
         let collections: Vec<(String, CollectionEntry)> =
             self.read().collections.iter().map(|(id, c)| (id.clone(), c.clone())).collect();
@@ -172,12 +257,37 @@ impl LanceBackend {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Catalog> {
+        if self.options.read_only {
+            self.refresh_catalog();
+        }
         self.catalog.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Read-only handles: re-reads the catalog when the writer has replaced its file. A file
+    /// that cannot be read at this moment leaves the last good catalog in place.
+    fn refresh_catalog(&self) {
+        let path = self.root.join(CATALOG_FILE);
+        let mut stamp = lock(&self.catalog_stamp);
+        let now = FileStamp::of(&path);
+        if now.is_none() || *stamp == now {
+            return;
+        }
+        let Ok(next) = Catalog::open_existing(&self.root) else { return };
+        let mut guard = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
+        // Tables of collections that are gone are closed (a new one never reuses an id).
+        let gone: Vec<String> =
+            guard.collections.keys().filter(|id| !next.collections.contains_key(*id)).cloned().collect();
+        for id in &gone {
+            self.forget(id);
+        }
+        *guard = next;
+        *stamp = now;
     }
 
     /// Runs `change` on a copy of the catalog and installs it once it is saved, so a failed save
     /// leaves memory and disk agreeing.
     fn change<T>(&self, change: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
+        self.writable()?;
         let mut guard: RwLockWriteGuard<'_, Catalog> = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
         let mut next = guard.clone();
         let out = change(&mut next)?;
@@ -193,7 +303,12 @@ impl LanceBackend {
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let uri = dir.to_str().ok_or_else(|| Error::invalid(format!("path {} is not UTF-8", dir.display())))?;
-        let conn = block_on(lancedb::connect(uri).execute())?.map_err(|e| lance_error(uri, e))?;
+        let mut connect = lancedb::connect(uri);
+        if self.options.read_only {
+            // Another process writes: every read checks for a newer table version first.
+            connect = connect.read_consistency_interval(Duration::ZERO);
+        }
+        let conn = block_on(connect.execute())?.map_err(|e| lance_error(uri, e))?;
         lock(&self.connections).insert(dir, conn.clone());
         Ok(conn)
     }
@@ -202,6 +317,10 @@ impl LanceBackend {
     fn table(&self, id: &str, db: &DatabaseRef) -> Result<Option<CollectionTable>> {
         if let Some(t) = lock(&self.tables).get(id) {
             return Ok(Some(t.clone()));
+        }
+        if self.options.read_only && !catalog::database_dir(&self.root, db).is_dir() {
+            // Nothing written to this database yet; a reader creates no folders.
+            return Ok(None);
         }
         let conn = self.connection(db)?;
         match block_on(conn.open_table(id).execute())? {
@@ -235,6 +354,7 @@ impl LanceBackend {
     }
 
     fn write_batch(&self, col: &CollectionInfo, batch: &RecordBatch, op: WriteOp) -> Result<()> {
+        self.writable()?;
         let _w = lock(&self.writing);
         let entry = self.entry(col)?;
         let db = entry.db();
@@ -349,6 +469,7 @@ impl VectorBackend for LanceBackend {
     }
 
     fn delete_database(&self, db: &DatabaseRef) -> Result<()> {
+        self.writable()?;
         let _w = lock(&self.writing);
         let doomed: Vec<String> = self.change(|c| {
             c.database_id(db)?;
@@ -465,6 +586,7 @@ impl VectorBackend for LanceBackend {
     }
 
     fn delete_collection(&self, db: &DatabaseRef, name: &str) -> Result<()> {
+        self.writable()?;
         let _w = lock(&self.writing);
         let id = self.change(|c| {
             let id = c.find(db, name)?.map(|(id, _)| id.clone()).ok_or_else(|| Error::not_found("collection", name))?;
@@ -488,6 +610,7 @@ impl VectorBackend for LanceBackend {
 
     fn delete(&self, col: &CollectionInfo, selection: &Selection) -> Result<()> {
         validate::delete_selection(selection)?;
+        self.writable()?;
         let _w = lock(&self.writing);
         let entry = self.entry(col)?;
         match self.table(&col.id, &entry.db())? {
@@ -539,6 +662,9 @@ impl VectorBackend for LanceBackend {
     }
 
     fn flush(&self) -> Result<()> {
+        if self.options.read_only {
+            return Ok(());
+        }
         self.optimize().map(|_| ())
     }
 }

@@ -52,4 +52,17 @@ impl WriterLock {
         record_pid(&mut file).map_err(|e| Error::io(&path, e))?;
         Ok(WriterLock { _file: file })
     }
+
+    /// The pid of the process holding the writer lock of `root`, if one does (and recorded it).
+    pub fn holder(root: &Path) -> Option<u32> {
+        let mut file = File::open(root.join(LOCK_FILE)).ok()?;
+        // A shared lock is granted only while no writer holds the exclusive one.
+        if file.try_lock_shared().is_ok() {
+            let _ = FileExt::unlock(&file);
+            return None;
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text).ok()?;
+        text.trim().parse().ok()
+    }
 }

@@ -74,6 +74,13 @@ impl CollectionTable {
         self.table.count_rows(None).await.map_err(|e| self.err(e))
     }
 
+    /// For `doctor`: the rows (each one read, so a missing data file shows) and the versions kept.
+    pub async fn check(&self) -> Result<(usize, usize)> {
+        let rows = self.scan(None, Columns::default()).await?.len();
+        let versions = self.table.list_versions().await.map_err(|e| self.err(e))?.len();
+        Ok((rows, versions))
+    }
+
     /// The next free `seq` (one past the largest stored).
     pub async fn next_seq(&self) -> Result<u64> {
         let rows = self.scan(None, Columns::default()).await?;

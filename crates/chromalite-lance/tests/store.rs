@@ -240,3 +240,118 @@ fn indexed_search_keeps_recall_and_sees_new_rows() {
         .unwrap();
     assert_eq!(top.ids[0], vec!["fresh".to_string()]);
 }
+
+/// A read-only handle beside the writer (which keeps its lock): it sees every commit, catalog
+/// changes included, and refuses every write with `ReadOnly` without touching the store.
+#[test]
+fn a_reader_beside_the_writer_sees_commits_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing-here");
+    assert_eq!(LanceBackend::open_read_only(&missing).unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(!missing.exists(), "a reader creates nothing");
+
+    let writer = LanceBackend::open(dir.path()).unwrap();
+    let col = create(&writer, "docs", "l2");
+    let reader = LanceBackend::open_read_only(dir.path()).unwrap();
+    assert!(reader.is_read_only() && !writer.is_read_only());
+    let db = DatabaseRef::default();
+    // Before the first write: an empty collection.
+    assert_eq!(reader.count(&reader.get_collection(&db, "docs").unwrap()).unwrap(), 0);
+    let mut rng = Rng(11);
+    writer.add(&col, &records(&mut rng, 0, 20, 3)).unwrap();
+    let seen = reader.get_collection(&db, "docs").unwrap();
+    assert_eq!(seen.dimension, Some(3));
+    assert_eq!(reader.count(&seen).unwrap(), 20);
+    let q = QueryRequest { embeddings: vec![vec![0.1, 0.2, 0.3]], n_results: 5, ..Default::default() };
+    assert_eq!(reader.query(&seen, &q).unwrap(), writer.query(&col, &q).unwrap());
+    // Later commits, and a collection created after the reader opened, are seen.
+    writer.add(&col, &records(&mut rng, 20, 5, 3)).unwrap();
+    writer.delete(&col, &Selection { ids: Some(vec!["r0".into()]), ..Default::default() }).unwrap();
+    assert_eq!(reader.get(&seen, &GetRequest::default()).unwrap(), writer.get(&col, &GetRequest::default()).unwrap());
+    let other = create(&writer, "other", "cosine");
+    assert_eq!(reader.list_collections(&db, None, 0).unwrap().len(), 2);
+    writer.delete_collection(&db, "docs").unwrap();
+    assert_eq!(reader.get_collection(&db, "docs").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(reader.count(&seen).unwrap_err().kind(), ErrorKind::NotFound);
+
+    // Every write is refused.
+    let other = reader.get_collection(&db, &other.name).unwrap();
+    let mut batch = RecordBatch::new(["x"]);
+    batch.embeddings = Some(vec![vec![1.0, 2.0]]);
+    let name = || CreateCollection { name: "new".into(), ..Default::default() };
+    let get_or_create = CreateCollection { name: "other".into(), get_or_create: true, ..Default::default() };
+    let refused = [
+        reader.add(&other, &batch).unwrap_err(),
+        reader.upsert(&other, &batch).unwrap_err(),
+        reader.update(&other, &batch).unwrap_err(),
+        reader.delete(&other, &Selection { ids: Some(vec!["x".into()]), ..Default::default() }).unwrap_err(),
+        reader.create_collection(&db, &name()).unwrap_err(),
+        reader.create_collection(&db, &get_or_create).unwrap_err(),
+        reader.modify_collection(&db, "other", &chromalite_core::ModifyCollection::default()).unwrap_err(),
+        reader.delete_collection(&db, "other").unwrap_err(),
+        reader.create_tenant("tenant2").unwrap_err(),
+        reader.create_database(&DatabaseRef::new("default_tenant", "db2")).unwrap_err(),
+        reader.delete_database(&db).unwrap_err(),
+        reader.optimize().unwrap_err(),
+    ];
+    for e in refused {
+        assert_eq!(e.kind(), ErrorKind::ReadOnly, "{e}");
+    }
+    reader.flush().unwrap();
+    assert_eq!(writer.count(&other).unwrap(), 0);
+    assert_eq!(writer.list_collections(&db, None, 0).unwrap().len(), 1);
+}
+
+/// `check` (the CLI's `doctor --lance`) runs beside the writer, names its pid, counts records and
+/// versions, reports a table whose data file is gone as damage and a leftover table as a notice.
+#[test]
+fn check_reports_collections_damage_and_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = LanceBackend::open(dir.path()).unwrap();
+    let col = create(&writer, "docs", "l2");
+    let mut rng = Rng(5);
+    writer.add(&col, &records(&mut rng, 0, 10, 3)).unwrap();
+    writer.add(&col, &records(&mut rng, 10, 10, 3)).unwrap();
+    create(&writer, "empty", "l2");
+    let report = LanceBackend::check(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.lock_holder, Some(std::process::id()));
+    let docs = report.collections.iter().find(|c| c.name == "docs").unwrap();
+    assert_eq!((docs.records, docs.versions), (Some(20), Some(2)));
+    assert_eq!(report.collections.iter().find(|c| c.name == "empty").unwrap().records, Some(0));
+    assert!(report.unreferenced_tables.is_empty());
+
+    // A table folder nobody references (as a crash inside delete_collection leaves), and a folder
+    // that is not ours: only the first is reported.
+    let db_dir = dir.path().join("default_tenant").join("default_database");
+    let table = db_dir.join(format!("{}.lance", col.id));
+    let leftover = db_dir.join(format!("{}.lance", chromalite_core::new_uuid()));
+    copy_dir(&table, &leftover);
+    std::fs::create_dir_all(db_dir.join("mine.lance")).unwrap();
+    let report = LanceBackend::check(dir.path()).unwrap();
+    assert_eq!(report.unreferenced_tables, vec![leftover]);
+    assert!(report.is_ok());
+
+    // A lost data file is damage, named by table.
+    let data = table.join("data");
+    for f in std::fs::read_dir(&data).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let report = LanceBackend::check(dir.path()).unwrap();
+    assert!(!report.is_ok());
+    assert!(report.damage[0].file.ends_with(&format!("{}.lance", col.id)), "{:?}", report.damage);
+    drop(writer);
+    assert_eq!(LanceBackend::check(dir.path()).unwrap().lock_holder, None);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
