@@ -100,11 +100,26 @@ pub struct LanceOptions {
     /// Any number of read-only handles may run beside one writer. See
     /// [`LanceBackend::open_read_only`].
     pub read_only: bool,
+    /// How long a replaced table version stays on disk. Lance keeps every version until it is
+    /// pruned; the writer prunes (and compacts) a table every [`TIDY_EVERY`] commits and on
+    /// [`LanceBackend::optimize`] / `flush`, removing each version that was replaced more than
+    /// this long ago, so a read-only reader in another process that started on it can finish.
+    /// Zero keeps only the current version.
+    pub version_grace: Duration,
 }
+
+/// Commits to one table (writes and deletes) after which the writer compacts it and prunes its old
+/// versions (see [`LanceOptions::version_grace`]).
+pub const TIDY_EVERY: u32 = 32;
 
 impl Default for LanceOptions {
     fn default() -> Self {
-        LanceOptions { index_threshold: 100_000, lock_wait: Duration::from_secs(5), read_only: false }
+        LanceOptions {
+            index_threshold: 100_000,
+            lock_wait: Duration::from_secs(5),
+            read_only: false,
+            version_grace: Duration::from_mins(10),
+        }
     }
 }
 
@@ -142,6 +157,8 @@ pub struct LanceBackend {
     tables: Mutex<HashMap<String, CollectionTable>>,
     /// Next insertion number by collection id, loaded on a collection's first write.
     next_seq: Mutex<HashMap<String, u64>>,
+    /// Commits since the table was last tidied (compacted and pruned), by collection id.
+    commits: Mutex<HashMap<String, u32>>,
     /// Serialises writes: Chroma's merge rules read the stored record before replacing it.
     writing: Mutex<()>,
 }
@@ -209,6 +226,7 @@ impl LanceBackend {
             connections: Mutex::new(HashMap::new()),
             tables: Mutex::new(HashMap::new()),
             next_seq: Mutex::new(HashMap::new()),
+            commits: Mutex::new(HashMap::new()),
             writing: Mutex::new(()),
         })
     }
@@ -240,7 +258,25 @@ impl LanceBackend {
     }
 
     /// Builds or refreshes the vector index of every collection past the threshold now, instead
-    /// of on its next write. Returns how many indexes changed.
+    /// of on its next write, then compacts every table and removes its old versions (those
+    /// replaced more than [`LanceOptions::version_grace`] ago). Returns how many indexes changed.
+    ///
+    /// ```
+    /// use chromalite_core::{CreateCollection, DatabaseRef, RecordBatch, VectorBackend};
+    /// use chromalite_lance::{LanceBackend, LanceOptions};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let options = LanceOptions { version_grace: std::time::Duration::ZERO, ..Default::default() };
+    /// let store = LanceBackend::open_with(dir.path(), options).unwrap();
+    /// let col = store.create_collection(&DatabaseRef::default(), &CreateCollection { name: "docs".into(), ..Default::default() }).unwrap();
+    /// let mut batch = RecordBatch::new(["a"]);
+    /// for i in 0..5 {
+    ///     batch.embeddings = Some(vec![vec![i as f32, 1.0]]);
+    ///     store.upsert(&col, &batch).unwrap(); // each one a new table version
+    /// }
+    /// assert_eq!(store.optimize().unwrap(), 0); // no index below the threshold; old versions pruned
+    /// assert_eq!(LanceBackend::check(dir.path()).unwrap().collections[0].versions, Some(1));
+    /// ```
     pub fn optimize(&self) -> Result<usize> {
         self.writable()?;
         let _w = lock(&self.writing);
@@ -251,9 +287,30 @@ impl LanceBackend {
             if let Some(t) = self.table(&id, &entry.db())? {
                 let space = entry.config()?.hnsw.space;
                 changed += usize::from(block_on(t.maintain_index(space, self.options.index_threshold))??);
+                block_on(t.tidy(self.options.version_grace))??;
+                lock(&self.commits).remove(&id);
             }
         }
         Ok(changed)
+    }
+
+    /// Counts a commit to `table`; every [`TIDY_EVERY`] commits, compacts it and prunes old versions.
+    fn committed(&self, id: &str, table: &CollectionTable) -> Result<()> {
+        let due = {
+            let mut commits = lock(&self.commits);
+            let n = commits.entry(id.to_string()).or_insert(0);
+            *n += 1;
+            if *n >= TIDY_EVERY {
+                *n = 0;
+                true
+            } else {
+                false
+            }
+        };
+        if due {
+            block_on(table.tidy(self.options.version_grace))??;
+        }
+        Ok(())
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Catalog> {
@@ -382,7 +439,7 @@ impl LanceBackend {
         lock(&self.next_seq).insert(col.id.clone(), next);
         let space = entry.config()?.hnsw.space;
         block_on(table.maintain_index(space, self.options.index_threshold))??;
-        Ok(())
+        self.committed(&col.id, &table)
     }
 
     fn next_seq(&self, id: &str, table: Option<&CollectionTable>) -> Result<u64> {
@@ -398,6 +455,7 @@ impl LanceBackend {
     fn forget(&self, id: &str) {
         lock(&self.tables).remove(id);
         lock(&self.next_seq).remove(id);
+        lock(&self.commits).remove(id);
     }
 
     fn drop_table(&self, id: &str, db: &DatabaseRef) -> Result<()> {
@@ -614,7 +672,10 @@ impl VectorBackend for LanceBackend {
         let _w = lock(&self.writing);
         let entry = self.entry(col)?;
         match self.table(&col.id, &entry.db())? {
-            Some(t) => block_on(t.delete(selection))?,
+            Some(t) => {
+                block_on(t.delete(selection))??;
+                self.committed(&col.id, &t)
+            }
             None => Ok(()),
         }
     }

@@ -287,6 +287,52 @@ impl CollectionTable {
         Ok(true)
     }
 
+    /// Compacts the table's files and removes the versions no reader can still need. See
+    /// [`crate::LanceOptions::version_grace`]. Returns the bytes removed.
+    pub async fn tidy(&self, grace: std::time::Duration) -> Result<u64> {
+        self.compact().await?;
+        self.prune(grace).await
+    }
+
+    /// Merges small fragments (appends and merge-inserts each write one) and rewrites fragments
+    /// with many deleted rows (upserts and deletes leave the replaced rows behind). Fragments of
+    /// `COMPACT_TARGET_ROWS` rows or more with few deletions are left alone, so the work per call
+    /// stays bounded by what changed rather than by the table's size.
+    async fn compact(&self) -> Result<()> {
+        let options = lancedb::table::CompactionOptions {
+            target_rows_per_fragment: COMPACT_TARGET_ROWS,
+            ..lancedb::table::CompactionOptions::default()
+        };
+        let action = lancedb::table::OptimizeAction::Compact { options, remap_options: None };
+        self.table.optimize(action).await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Removes old table versions, keeping every version that was the newest at some moment in
+    /// the last `grace` (a read-only reader in another process may have started reading it then)
+    /// and the current one. Returns the bytes removed.
+    async fn prune(&self, grace: std::time::Duration) -> Result<u64> {
+        let mut versions = self.table.list_versions().await.map_err(|e| self.err(e))?;
+        versions.sort_by_key(|v| v.version);
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let cutoff = chrono::Utc::now().checked_sub_signed(grace).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        // The oldest version still needed: the first one replaced after the cutoff (or the newest).
+        let Some(keep) =
+            versions.windows(2).find(|w| w[1].timestamp > cutoff).map(|w| &w[0]).or_else(|| versions.last())
+        else {
+            return Ok(0);
+        };
+        if versions.first().is_some_and(|v| v.version == keep.version) {
+            return Ok(0);
+        }
+        // Versions committed strictly before the kept one go. `delete_unverified`: files no
+        // version references are leftovers of failed writes, never of a write in progress, since
+        // this process is the store's only writer and holds its write mutex here.
+        let stats =
+            self.table.optimize_prune_before(keep.timestamp, Some(true), Some(false)).await.map_err(|e| self.err(e))?;
+        Ok(stats.prune.map_or(0, |p| p.bytes_removed))
+    }
+
     async fn build_index(&self, space: Space) -> Result<()> {
         let builder = IvfHnswSqIndexBuilder::default().distance_type(distance_type(space));
         self.table
@@ -297,6 +343,10 @@ impl CollectionTable {
             .map_err(|e| self.err(e))
     }
 }
+
+/// Compaction leaves fragments of this many rows (and few deletions) alone. Lance's default (about
+/// a million) would rewrite the whole table on every compaction until it is that large.
+const COMPACT_TARGET_ROWS: usize = 64 * 1024;
 
 /// How many times `k` candidates an indexed search re-ranks with exact distances. Lance's vector
 /// index compares 8-bit quantised vectors; re-ranking the best `k * REFINE_FACTOR` with the full

@@ -7,7 +7,7 @@ use chromalite_core::{
     CreateCollection, DatabaseRef, ErrorKind, GetRequest, Include, QueryRequest, RecordBatch, Selection, VectorBackend,
     Where, WhereDocument,
 };
-use chromalite_lance::{LanceBackend, LanceOptions};
+use chromalite_lance::{LanceBackend, LanceOptions, TIDY_EVERY};
 use chromalite_memory::MemoryBackend;
 use serde_json::json;
 
@@ -239,6 +239,16 @@ fn indexed_search_keeps_recall_and_sees_new_rows() {
         .query(&cols[0], &QueryRequest { embeddings: vec![queries[0].clone()], n_results: 1, ..Default::default() })
         .unwrap();
     assert_eq!(top.ids[0], vec!["fresh".to_string()]);
+    // Compaction (in optimize) rewrites the fragments the index points into: same answers after.
+    lance.optimize().unwrap();
+    let again = lance
+        .query(&cols[0], &QueryRequest { embeddings: vec![queries[0].clone()], n_results: 1, ..Default::default() })
+        .unwrap();
+    assert_eq!(again.ids[0], vec!["fresh".to_string()]);
+    let got = lance.query(&cols[0], &q).unwrap();
+    let hits: usize = got.ids.iter().zip(&exact.ids).map(|(a, b)| a.iter().filter(|id| b.contains(id)).count()).sum();
+    assert!(hits as f64 / 400.0 >= 0.85, "recall@10 after compaction {}", hits as f64 / 400.0);
+    assert_eq!(lance.count(&cols[0]).unwrap(), 2001);
 }
 
 /// A read-only handle beside the writer (which keeps its lock): it sees every commit, catalog
@@ -354,4 +364,81 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                dir_size(&e.path())
+            } else {
+                e.metadata().unwrap().len()
+            }
+        })
+        .sum()
+}
+
+/// Rewriting the same records over and over does not grow the table's folder: every
+/// `TIDY_EVERY` commits the writer compacts the table and prunes the versions replaced more than
+/// `version_grace` ago (zero here), and a reader opened before keeps reading across the prunes.
+#[test]
+fn repeated_upserts_of_the_same_ids_stop_growing_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LanceOptions { version_grace: Duration::ZERO, ..Default::default() };
+    let store = LanceBackend::open_with(dir.path(), options).unwrap();
+    let memory = MemoryBackend::new();
+    let col = create(&store, "hot", "l2");
+    let mirror = create(&memory, "hot", "l2");
+    let reader = LanceBackend::open_read_only(dir.path()).unwrap();
+    let table = dir.path().join("default_tenant").join("default_database").join(format!("{}.lance", col.id));
+    let mut rng = Rng(9);
+    let mut after_tidy = Vec::new();
+    let mut before_tidy = 0;
+    for round in 0..4 * TIDY_EVERY as usize {
+        // All 400 ids every fourth round, a quarter of them (a different quarter each time) otherwise.
+        let batch =
+            if round % 4 == 0 { records(&mut rng, 0, 400, 16) } else { records(&mut rng, (round % 4) * 100, 100, 16) };
+        store.upsert(&col, &batch).unwrap();
+        memory.upsert(&mirror, &batch).unwrap();
+        if round % 8 == 0 {
+            assert_eq!(reader.count(&col).unwrap(), 400);
+        }
+        if (round + 2) % TIDY_EVERY as usize == 0 {
+            before_tidy = dir_size(&table);
+        }
+        if (round + 1) % TIDY_EVERY as usize == 0 {
+            after_tidy.push(dir_size(&table));
+        }
+    }
+    assert!(before_tidy > after_tidy[3] * 2, "versions accumulate between tidies: {before_tidy} vs {after_tidy:?}");
+    eprintln!("table folder after each tidy: {after_tidy:?} bytes; just before the last one: {before_tidy}");
+    let growth = after_tidy[3] as f64 / after_tidy[0] as f64;
+    assert!(growth < 1.25, "the folder keeps growing: {after_tidy:?}");
+    let versions = LanceBackend::check(dir.path()).unwrap().collections[0].versions.unwrap();
+    assert!(versions <= 2, "{versions} versions kept");
+    // Nothing of the current records was lost, and the reader sees the same.
+    let all =
+        GetRequest { include: vec![Include::Embeddings, Include::Documents, Include::Metadatas], ..Default::default() };
+    let want = memory.get(&mirror, &all).unwrap();
+    assert_eq!(store.get(&col, &all).unwrap(), want);
+    assert_eq!(reader.get(&col, &all).unwrap(), want);
+    let q = QueryRequest { embeddings: vec![rng.vector(16)], n_results: 10, ..Default::default() };
+    assert_eq!(store.query(&col, &q).unwrap(), memory.query(&mirror, &q).unwrap());
+}
+
+/// With the default grace, versions a reader might still be on are kept: nothing is pruned yet.
+#[test]
+fn recent_versions_are_kept_for_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LanceBackend::open(dir.path()).unwrap();
+    let col = create(&store, "hot", "l2");
+    let mut rng = Rng(4);
+    for _ in 0..TIDY_EVERY + 2 {
+        store.upsert(&col, &records(&mut rng, 0, 20, 4)).unwrap();
+    }
+    store.optimize().unwrap();
+    let versions = LanceBackend::check(dir.path()).unwrap().collections[0].versions.unwrap();
+    assert!(versions > TIDY_EVERY as usize, "{versions} versions kept");
 }
