@@ -173,6 +173,32 @@ pub(crate) fn unreferenced_tables(root: &Path, catalog: &Catalog) -> Vec<PathBuf
     out
 }
 
+/// Removes the table folders no catalog entry references (see [`unreferenced_tables`]), then the
+/// database and tenant folders that leaves empty when the catalog no longer has them (a crash
+/// inside `delete_database`). Best effort: what cannot be removed stays for the next open, and
+/// `doctor` reports it.
+pub(crate) fn remove_unreferenced_tables(root: &Path, catalog: &Catalog) {
+    let live: HashSet<PathBuf> = catalog
+        .tenants
+        .iter()
+        .flat_map(|(tenant, dbs)| {
+            dbs.keys().map(move |db| catalog::database_dir(root, &chromalite_core::DatabaseRef::new(tenant, db)))
+        })
+        .collect();
+    for table in unreferenced_tables(root, catalog) {
+        if std::fs::remove_dir_all(&table).is_err() {
+            continue;
+        }
+        let Some(database) = table.parent() else { continue };
+        if !live.contains(database) && std::fs::remove_dir(database).is_ok() {
+            // Fails (and stays) while another database folder of the tenant is in it.
+            if let Some(tenant) = database.parent() {
+                let _ = std::fs::remove_dir(tenant);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

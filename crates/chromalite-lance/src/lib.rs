@@ -27,6 +27,9 @@
 //!   [`pushdown`](crate::pushdown)); everything else is re-checked by chromalite's evaluator, so
 //!   answers never depend on what SQL can express.
 //! - Filtered queries are exact over the matching records (never fewer results than exist).
+//! - Deleting a collection removes its catalog entry, then its table; a crash in between leaves a
+//!   table folder nothing references, which the next writer to open the store removes (only
+//!   folders named `<collection id>.lance` two levels below the root are ever considered).
 //!
 //! # Search: exact, then indexed
 //!
@@ -215,7 +218,14 @@ impl LanceBackend {
         } else {
             std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
             let lock = WriterLock::acquire(&root, options.lock_wait)?;
-            (Some(lock), Catalog::open(&root)?, None)
+            // Only an existing store is swept: a new one may be created in a folder holding
+            // someone else's files.
+            let existed = root.join(CATALOG_FILE).is_file();
+            let catalog = Catalog::open(&root)?;
+            if existed {
+                check::remove_unreferenced_tables(&root, &catalog);
+            }
+            (Some(lock), catalog, None)
         };
         Ok(LanceBackend {
             root,

@@ -442,3 +442,66 @@ fn recent_versions_are_kept_for_readers() {
     let versions = LanceBackend::check(dir.path()).unwrap().collections[0].versions.unwrap();
     assert!(versions > TIDY_EVERY as usize, "{versions} versions kept");
 }
+
+/// A crash between a delete's catalog save and the removal of its files leaves table folders no
+/// collection references; the next writer removes them, and nothing that is not one of ours.
+#[test]
+fn a_writer_removes_tables_no_collection_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let aside = dir.path().join("aside");
+    let db_dir = root.join("default_tenant").join("default_database");
+    let old_db = DatabaseRef::new("default_tenant", "old");
+    let old_dir = root.join("default_tenant").join("old");
+    let mut rng = Rng(21);
+    let (kept, gone_table) = {
+        let store = LanceBackend::open(&root).unwrap();
+        let kept = create(&store, "kept", "l2");
+        let gone = create(&store, "gone", "l2");
+        store.add(&kept, &records(&mut rng, 0, 30, 3)).unwrap();
+        store.add(&gone, &records(&mut rng, 0, 30, 3)).unwrap();
+        store.create_database(&old_db).unwrap();
+        let old =
+            store.create_collection(&old_db, &CreateCollection { name: "xyz".into(), ..Default::default() }).unwrap();
+        store.add(&old, &records(&mut rng, 0, 5, 3)).unwrap();
+        // The crash, simulated: the files come back after the catalog forgot them.
+        let gone_table = db_dir.join(format!("{}.lance", gone.id));
+        copy_dir(&gone_table, &aside.join("gone"));
+        copy_dir(&old_dir, &aside.join("old"));
+        store.delete_collection(&DatabaseRef::default(), "gone").unwrap();
+        store.delete_database(&old_db).unwrap();
+        copy_dir(&aside.join("gone"), &gone_table);
+        copy_dir(&aside.join("old"), &old_dir);
+        (kept, gone_table)
+    };
+    // Not ours: other names, a file with our name, folders at other depths.
+    let foreign = [
+        db_dir.join("notes.lance"),
+        db_dir.join(format!("{}.lance", chromalite_core::new_uuid().to_uppercase())),
+        root.join(format!("{}.lance", chromalite_core::new_uuid())),
+        db_dir.join("sub").join(format!("{}.lance", chromalite_core::new_uuid())),
+    ];
+    for f in &foreign {
+        std::fs::create_dir_all(f).unwrap();
+    }
+    let loose = db_dir.join(format!("{}.lance", chromalite_core::new_uuid()));
+    std::fs::write(&loose, b"a file, not a table").unwrap();
+
+    // A reader reports them and removes nothing.
+    let report = LanceBackend::check(&root).unwrap();
+    assert_eq!(report.unreferenced_tables.len(), 2, "{:?}", report.unreferenced_tables);
+    assert!(report.unreferenced_tables.contains(&gone_table));
+    drop(LanceBackend::open_read_only(&root).unwrap());
+    assert!(gone_table.is_dir());
+
+    // The writer removes them (and the deleted database's folder), and only them.
+    let store = LanceBackend::open(&root).unwrap();
+    assert!(!gone_table.exists());
+    assert!(!old_dir.exists());
+    for f in &foreign {
+        assert!(f.is_dir(), "{f:?} was removed");
+    }
+    assert!(loose.is_file());
+    assert_eq!(store.count(&kept).unwrap(), 30);
+    assert!(LanceBackend::check(&root).unwrap().unreferenced_tables.is_empty());
+}
