@@ -99,12 +99,11 @@ fn function_is_recorded_and_checked_on_reopen() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
 
+#[path = "support/chroma_python.rs"]
+mod chroma_python;
+
 fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("CHROMALITE_PYTHON").map(PathBuf::from);
-    if p.is_none() {
-        eprintln!("SKIP: CHROMALITE_PYTHON is not set; chromadb's view of embedding functions not checked");
-    }
-    p
+    chroma_python::chroma_python("embed_collection (chromadb's view of embedding functions)")
 }
 
 fn run_python(py: &Path, dir: &Path, script: &str) -> Value {

@@ -14,15 +14,12 @@ use chromalite_remote::{RemoteBackend, RemoteOptions};
 
 const STARTUP: Duration = Duration::from_mins(1);
 
-/// The venv's python, or `None` after printing a SKIP line when `CHROMALITE_PYTHON` is unset.
+#[path = "../support/chroma_python.rs"]
+mod chroma_python;
+
+/// The venv's python (see `tests/support/chroma_python.rs`), or `None` after a SKIP line.
 pub fn python_or_skip(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("CHROMALITE_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            println!("SKIP {test}: CHROMALITE_PYTHON is unset (scripts/test sets it to a venv with chromadb==1.5.9)");
-            None
-        }
-    }
+    chroma_python::chroma_python(test)
 }
 
 /// A free port on 127.0.0.1 (the OS picks it; the listener is closed before the server binds).

@@ -1,8 +1,7 @@
 //! Round trip with real chromadb 1.5.9.
 //!
-//! Needs `CHROMALITE_PYTHON` = a Python that has `chromadb==1.5.9` and numpy
-//! (e.g. `/work/main/.venv/bin/python`). Without it the test prints why it is
-//! skipped and passes.
+//! Needs a Python that has `chromadb==1.5.9` and numpy: `CHROMALITE_PYTHON`, or
+//! the workspace's `.venv` (see `tests/support/chroma_python.rs` for the rule).
 //!
 //! (a) chromadb builds a persisted collection (> 1000 records so the HNSW files
 //!     are flushed); we load its segment folder with `Index::load` and check
@@ -24,17 +23,11 @@ use serde_json::Value;
 
 const TOL: f32 = 1e-4;
 
+#[path = "../../../tests/support/chroma_python.rs"]
+mod chroma_python;
+
 fn python() -> Option<PathBuf> {
-    match std::env::var_os("CHROMALITE_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            println!(
-                "SKIPPED chroma_roundtrip: set CHROMALITE_PYTHON to a Python with chromadb==1.5.9 \
-                 (e.g. CHROMALITE_PYTHON=/work/main/.venv/bin/python) to run the round trip with real Chroma"
-            );
-            None
-        }
-    }
+    chroma_python::chroma_python("chroma_roundtrip")
 }
 
 fn script() -> PathBuf {

@@ -1,6 +1,6 @@
 //! Randomized differential test against Python chromadb 1.5.9, both directions, on persist
-//! directories (needs `CHROMALITE_PYTHON`; without it the test prints SKIP and passes, and CI
-//! always sets it — a configured but broken interpreter fails the test).
+//! directories (needs chromadb's python: `CHROMALITE_PYTHON` or the workspace's `.venv`; under the
+//! test command a missing one fails the test, see `tests/support/chroma_python.rs`).
 //!
 //! For each fixed seed, `tests/py/random_diff.py` generates two op sequences (`a`, then `b`) and a
 //! battery of reads for the state after each (see the script for what they cover: tenants and

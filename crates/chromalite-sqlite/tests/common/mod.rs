@@ -9,15 +9,13 @@ use chromalite_core::filter::{Where, WhereDocument};
 use chromalite_core::{CollectionInfo, DatabaseRef, GetRequest, Include, QueryRequest, Selection, VectorBackend};
 use serde_json::{json, Value};
 
-/// The chromadb 1.5.9 interpreter from `CHROMALITE_PYTHON`, or `None` after printing a SKIP line.
+#[path = "../../../../tests/support/chroma_python.rs"]
+mod chroma_python;
+
+/// The chromadb 1.5.9 interpreter (see `tests/support/chroma_python.rs`), or `None` after a SKIP
+/// line.
 pub fn python(test: &str) -> Option<String> {
-    match std::env::var("CHROMALITE_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            eprintln!("SKIP {test}: CHROMALITE_PYTHON is not set (point it at a python with chromadb==1.5.9)");
-            None
-        }
-    }
+    chroma_python::chroma_python(test).map(|p| p.to_string_lossy().into_owned())
 }
 
 pub fn workspace() -> PathBuf {
