@@ -13,6 +13,7 @@ mod args;
 mod bench;
 mod demo;
 mod embed;
+mod import;
 mod maintenance;
 mod migrate;
 mod records;
@@ -33,6 +34,8 @@ pub enum CliError {
     Store(chromalite::Error),
     /// `doctor` found damage: exit 2.
     Damaged(String),
+    /// A failure with what it left behind (e.g. how much of an import was committed).
+    Context(Box<CliError>, String),
     /// stdout was closed by the reader (e.g. `| head`): stop quietly, exit 0.
     ClosedOutput,
 }
@@ -59,6 +62,7 @@ impl CliError {
             CliError::ClosedOutput => 0,
             CliError::Usage(_) => 1,
             CliError::Damaged(_) => 2,
+            CliError::Context(e, _) => e.exit_code(),
             CliError::Store(e) => match e.kind() {
                 ErrorKind::Corrupt => 2,
                 ErrorKind::Locked | ErrorKind::Unavailable | ErrorKind::Timeout => 3,
@@ -71,6 +75,7 @@ impl CliError {
         match self {
             CliError::Usage(m) | CliError::Damaged(m) => m.clone(),
             CliError::ClosedOutput => String::new(),
+            CliError::Context(e, what) => format!("{}; {what}", e.message()),
             CliError::Store(e) => format!("{} ({})", e, e.kind()),
         }
     }
@@ -126,7 +131,7 @@ fn run(cli: args::Cli) -> CliResult {
             records::create(&client, &name, space.as_deref(), metadata.as_deref(), &embed)
         }
         Command::Import { name, file, batch_size, space, embed } => {
-            records::import(&client, &name, &file, batch_size, space.as_deref(), &embed)
+            import::run(&client, &name, &file, batch_size, space.as_deref(), &embed)
         }
         Command::Export { name, file } => records::export(&client, &name, file.as_deref()),
         Command::Count { name } => {

@@ -41,6 +41,8 @@ fn documents_only_need_an_embedding_function_and_pre_embedded_imports_never_load
     let (code, _, err) = cli(&store, &["import", "plain", "--file", &docs], &[NO_MODEL]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("line 1") && err.contains("--embedding-function default"), "{err}");
+    // A refused import creates nothing; a collection without an embedding function is made here.
+    assert_eq!(cli(&store, &["create", "plain"], &[]).0, 0);
 
     // With one, pre-embedded records import although no model is reachable.
     let (code, out, err) = cli(&store, &["create", "withef", "--embedding-function", "default"], &[]);
