@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use chromalite_core::{
-    CollectionInfo, DatabaseRef, EmbeddingFunction, ModifyCollection, Result, Selection, VectorBackend,
-};
+use chromalite_core::{CollectionInfo, DatabaseRef, EmbeddingFunction, ModifyCollection, Result, VectorBackend};
 use chromalite_memory::MemoryBackend;
 
-use crate::requests::{CreateBuilder, Filter, GetBuilder, QueryBuilder, WriteBuilder, WriteKind};
+use crate::requests::{CreateBuilder, DeleteBuilder, GetBuilder, QueryBuilder, WriteBuilder, WriteKind};
 
 /// A connection to one store, scoped to a tenant and database.
 #[derive(Clone)]
@@ -213,19 +211,17 @@ impl Collection {
         QueryBuilder::new(self, embeddings)
     }
 
-    /// Deletes records by ids and/or filters.
-    pub fn delete(
-        &self,
-        ids: Option<Vec<String>>,
-        where_: Option<Filter>,
-        where_document: Option<Filter>,
-    ) -> Result<()> {
-        let selection = Selection {
-            ids,
-            where_: where_.map(Filter::into_where).transpose()?,
-            where_document: where_document.map(Filter::into_where_document).transpose()?,
-        };
-        self.backend().delete(&self.info, &selection)
+    /// Deletes records by ids and/or filters, at most a limit; finish with [`DeleteBuilder::run`],
+    /// which returns chromadb's `deleted` count.
+    #[must_use]
+    pub fn delete(&self) -> DeleteBuilder<'_> {
+        DeleteBuilder::new(self)
+    }
+
+    /// Runs a prepared [`DeleteRequest`](chromalite_core::DeleteRequest); returns chromadb's
+    /// `deleted` count.
+    pub fn delete_request(&self, req: &chromalite_core::DeleteRequest) -> Result<usize> {
+        self.backend().delete_records(&self.info, req)
     }
 
     /// Runs a prepared [`GetRequest`](chromalite_core::GetRequest).

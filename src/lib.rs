@@ -48,4 +48,4 @@ pub use chromalite_embed as embed;
 pub use chromalite_lance as lance;
 pub use chromalite_remote as remote;
 pub use client::{Client, Collection};
-pub use requests::{CreateBuilder, Filter, GetBuilder, QueryBuilder, WriteBuilder};
+pub use requests::{CreateBuilder, DeleteBuilder, Filter, GetBuilder, QueryBuilder, WriteBuilder};

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chromalite_core::{
-    wire, CreateCollection, EmbeddingFunction, Error, GetRequest, GetResult, Include, QueryRequest, QueryResult,
-    RecordBatch, Result, Selection, Space, Where, WhereDocument,
+    wire, CreateCollection, DeleteRequest, EmbeddingFunction, Error, GetRequest, GetResult, Include, QueryRequest,
+    QueryResult, RecordBatch, Result, Selection, Space, Where, WhereDocument,
 };
 use serde_json::Value;
 
@@ -285,6 +285,60 @@ impl<'a> GetBuilder<'a> {
     pub fn run(mut self) -> Result<GetResult> {
         self.req.selection = self.criteria.into_selection()?;
         self.col.backend().get(self.col.info(), &self.req)
+    }
+}
+
+/// Builds a `delete` call: chromadb's `Collection.delete(ids, where, where_document, limit)`.
+///
+/// [`run`](DeleteBuilder::run) returns chromadb's `deleted` count: with ids alone, the number of
+/// ids given (missing ones included: chromadb deletes them without looking them up); with a
+/// filter, the number of records that matched (and, with ids too, were among them).
+///
+/// ```
+/// use chromalite::Client;
+/// use serde_json::json;
+///
+/// let client = Client::in_memory();
+/// let col = client.create_collection("jobs").run()?;
+/// col.add(["a", "b", "c"])
+///     .embeddings(vec![vec![1.0], vec![2.0], vec![3.0]])
+///     .metadatas([json!({"done": true}), json!({"done": false}), json!({"done": true})])
+///     .run()?;
+/// // The first finished job, in `get` order (insertion order): "a".
+/// assert_eq!(col.delete().where_(json!({"done": true})).limit(1).run()?, 1);
+/// // Ids alone count every id given, as chromadb does.
+/// assert_eq!(col.delete().ids(["b", "gone"]).run()?, 2);
+/// assert_eq!(col.get().run()?.ids, vec!["c"]);
+/// # Ok::<(), chromalite::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct DeleteBuilder<'a> {
+    col: &'a Collection,
+    criteria: Criteria,
+    limit: Option<u32>,
+}
+
+impl<'a> DeleteBuilder<'a> {
+    pub(crate) fn new(col: &'a Collection) -> Self {
+        DeleteBuilder { col, criteria: Criteria::default(), limit: None }
+    }
+
+    criteria_methods!();
+
+    /// Deletes at most `n` records, the first matching ones in `get` order. Only together with
+    /// [`where_`](DeleteBuilder::where_) or [`where_document`](DeleteBuilder::where_document)
+    /// (`run` refuses it otherwise, as chromadb does).
+    #[must_use]
+    pub fn limit(mut self, n: u32) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Runs the delete; returns chromadb's `deleted` count. At least one of ids, `where_` and
+    /// `where_document` is required.
+    pub fn run(self) -> Result<usize> {
+        let req = DeleteRequest { selection: self.criteria.into_selection()?, limit: self.limit };
+        self.col.backend().delete_records(self.col.info(), &req)
     }
 }
 

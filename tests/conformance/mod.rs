@@ -135,7 +135,7 @@ fn record_step(b: &dyn VectorBackend, op: &str, step: &Value) -> Result<Value> {
         "add" => b.add(&col, &wire::record_batch(step)?).map(|()| Value::Null),
         "upsert" => b.upsert(&col, &wire::record_batch(step)?).map(|()| Value::Null),
         "update" => b.update(&col, &wire::record_batch(step)?).map(|()| Value::Null),
-        "delete" => b.delete(&col, &wire::selection(step)?).map(|()| Value::Null),
+        "delete" => b.delete_records(&col, &wire::delete_request(step)?).map(|n| json!({"deleted": n})),
         "get" => b.get(&col, &wire::get_request(step)?).map(|r| r.to_json()),
         "query" => b.query(&col, &wire::query_request(step)?).map(|r| r.to_json()),
         "count" => b.count(&col).map(|n| json!(n)),

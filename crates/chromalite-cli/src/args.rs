@@ -90,6 +90,8 @@ pub enum Command {
     },
     Delete {
         name: String,
+        /// chromadb's delete `limit` (only with `--where` / `--where-document`).
+        limit: Option<u32>,
         read: ReadOpts,
     },
     Doctor {
@@ -137,7 +139,9 @@ commands:
   query NAME --embeddings FILE.json [--n-results K] [--where JSON] [--where-document JSON] [--include LIST] [--json]
   query NAME --text \"...\" [--text ...] [--model-dir DIR] [--embedding-function default] [other query options]
                                                texts embedded by the collection's embedding function
-  delete NAME [--ids a,b] [--where JSON] [--where-document JSON]
+  delete NAME [--ids a,b] [--where JSON] [--where-document JSON] [--limit N]
+                                               prints chromadb's count: every id given, or
+                                               the records a filter matched (the first N)
   doctor [--json]                              check a store; exit 2 when damaged
   repair [--yes]                               back up, then rebuild damaged parts
   cleanup [--dry-run | --yes]                  remove orphaned segments and stale files
@@ -352,7 +356,12 @@ impl Flags {
                 }
                 Command::Query { name, embeddings: emb, n_results, read, embed }
             }
-            "delete" => Command::Delete { name, read },
+            "delete" => {
+                let limit = limit
+                    .map(|n| u32::try_from(n).map_err(|_| format!("--limit must be at most {}, got {n}", u32::MAX)))
+                    .transpose()?;
+                Command::Delete { name, limit, read }
+            }
             "doctor" => Command::Doctor { json: json || read.json },
             "repair" => Command::Repair { yes },
             "cleanup" => Command::Cleanup { yes },

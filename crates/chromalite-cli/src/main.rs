@@ -142,7 +142,7 @@ fn run(cli: args::Cli) -> CliResult {
         Command::Query { name, embeddings, n_results, read, embed } => {
             show::query(&client, &name, embeddings.as_deref(), n_results, &read, &embed)
         }
-        Command::Delete { name, read } => records::delete(&client, &name, &read),
+        Command::Delete { name, limit, read } => records::delete(&client, &name, limit, &read),
         Command::Doctor { .. }
         | Command::Repair { .. }
         | Command::Cleanup { .. }

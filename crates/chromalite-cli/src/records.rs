@@ -82,20 +82,29 @@ pub fn export(client: &Client, name: &str, file: Option<&Path>) -> CliResult {
     Ok(())
 }
 
-/// `delete NAME [--ids] [--where] [--where-document]`.
-pub fn delete(client: &Client, name: &str, read: &ReadOpts) -> CliResult {
+/// `delete NAME [--ids] [--where] [--where-document] [--limit N]`: prints `deleted N` with
+/// chromadb's count (every id given when ids are the only criterion, missing ones included; the
+/// records matched otherwise).
+pub fn delete(client: &Client, name: &str, limit: Option<u32>, read: &ReadOpts) -> CliResult {
     let parse = |what: &str, t: &Option<String>| -> CliResult<Option<Value>> {
         t.as_deref()
             .map(|t| serde_json::from_str(t).map_err(|e| CliError::Usage(format!("{what} is not valid JSON: {e}"))))
             .transpose()
     };
     let col = client.get_collection(name)?;
-    let before = col.count()?;
-    col.delete(
-        read.ids.clone(),
-        parse("--where", &read.where_)?.map(Into::into),
-        parse("--where-document", &read.where_document)?.map(Into::into),
-    )?;
-    outln!("deleted {}", before.saturating_sub(col.count()?));
+    let mut req = col.delete();
+    if let Some(ids) = &read.ids {
+        req = req.ids(ids.iter().cloned());
+    }
+    if let Some(w) = parse("--where", &read.where_)? {
+        req = req.where_(w);
+    }
+    if let Some(d) = parse("--where-document", &read.where_document)? {
+        req = req.where_document(d);
+    }
+    if let Some(n) = limit {
+        req = req.limit(n);
+    }
+    outln!("deleted {}", req.run()?);
     Ok(())
 }

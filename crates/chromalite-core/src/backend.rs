@@ -2,7 +2,7 @@
 
 use crate::collection::{CollectionInfo, CreateCollection, Database, DatabaseRef, ModifyCollection, Tenant};
 use crate::error::Result;
-use crate::record::{GetRequest, GetResult, Include, QueryRequest, QueryResult, RecordBatch, Selection};
+use crate::record::{DeleteRequest, GetRequest, GetResult, Include, QueryRequest, QueryResult, RecordBatch, Selection};
 
 /// A store of tenants, databases, collections and records with chromadb 1.5.9's semantics.
 ///
@@ -51,8 +51,43 @@ pub trait VectorBackend: Send + Sync {
     fn upsert(&self, col: &CollectionInfo, batch: &RecordBatch) -> Result<()>;
     /// Updates existing records; missing ids are ignored.
     fn update(&self, col: &CollectionInfo, batch: &RecordBatch) -> Result<()>;
-    /// Deletes the selected records.
+    /// Deletes the selected records: chromadb's `delete` without its `limit` and its count (see
+    /// [`VectorBackend::delete_records`], which callers that want either use).
     fn delete(&self, col: &CollectionInfo, selection: &Selection) -> Result<()>;
+
+    /// chromadb's `Collection.delete(ids, where, where_document, limit)`: deletes what `req`
+    /// selects (at most `req.limit` records, the first in `get` order) and returns chromadb's
+    /// `deleted` count: with ids alone, the number of ids given (missing ones included, as chromadb
+    /// deletes them without looking); with a filter, the number of records that matched.
+    ///
+    /// The provided implementation is chromadb's own algorithm on top of [`VectorBackend::get`] and
+    /// [`VectorBackend::delete`]: it resolves a filtered request to ids with `get`, then deletes those
+    /// ids. It is two calls, so a concurrent write can land between them; backends override it to
+    /// do both under one lock (memory, sqlite) or in one request (remote).
+    ///
+    /// ```
+    /// # use chromalite_core::{CollectionInfo, DeleteRequest, Result, Selection, VectorBackend, Where};
+    /// fn prune(b: &dyn VectorBackend, col: &CollectionInfo) -> Result<usize> {
+    ///     // The first 100 records (in `get` order) with `stale == true`.
+    ///     let stale = Selection { where_: Some(Where::eq("stale", true)), ..Default::default() };
+    ///     b.delete_records(col, &DeleteRequest::new(stale).limit(100))
+    /// }
+    /// ```
+    fn delete_records(&self, col: &CollectionInfo, req: &DeleteRequest) -> Result<usize> {
+        crate::validate::delete_request(req)?;
+        if let Some(ids) = req.ids_only() {
+            self.delete(col, &req.selection)?;
+            return Ok(ids.len());
+        }
+        let found = self.get(
+            col,
+            &GetRequest { selection: req.selection.clone(), limit: req.limit_usize(), offset: 0, include: Vec::new() },
+        )?;
+        if !found.ids.is_empty() {
+            self.delete(col, &Selection { ids: Some(found.ids.clone()), ..Selection::default() })?;
+        }
+        Ok(found.ids.len())
+    }
     /// Reads records.
     fn get(&self, col: &CollectionInfo, req: &GetRequest) -> Result<GetResult>;
     /// Nearest-neighbour search.

@@ -45,4 +45,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use filter::{Where, WhereDocument};
 pub use filter_eval::scalar_eq;
 pub use metadata::{Metadata, MetadataArray, MetadataValue, Scalar, UpdateMetadata};
-pub use record::{GetRequest, GetResult, Include, QueryRequest, QueryResult, Record, RecordBatch, Selection};
+pub use record::{
+    DeleteRequest, GetRequest, GetResult, Include, QueryRequest, QueryResult, Record, RecordBatch, Selection,
+};

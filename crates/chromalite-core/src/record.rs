@@ -145,6 +145,71 @@ impl Selection {
     }
 }
 
+/// The arguments of chromadb's `Collection.delete(ids, where, where_document, limit)`.
+///
+/// chromadb deletes in two ways, and counts accordingly (`DeleteResult["deleted"]`):
+/// - **ids only** (no `where`, no `where_document`): every given id is deleted and counted,
+///   whether or not it exists (deleting `["a", "missing"]` reports 2);
+/// - **with a filter**: the records matching the filters (and the ids, when given too) are
+///   deleted and counted; `limit` deletes only the first `limit` of them in `get` order.
+///
+/// chromadb refuses a request with no criterion, a `limit` without `where`/`where_document`, and
+/// (as with every ids argument) an empty or duplicated id list; `limit: Some(0)` deletes nothing.
+///
+/// ```
+/// use chromalite_core::{DeleteRequest, Selection, Where};
+///
+/// let oldest_two = DeleteRequest::new(Selection { where_: Some(Where::eq("kind", "log")), ..Default::default() })
+///     .limit(2);
+/// assert_eq!(oldest_two.limit, Some(2));
+/// assert!(oldest_two.ids_only().is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteRequest {
+    pub selection: Selection,
+    /// At most this many records (the first in `get` order); only together with a filter.
+    pub limit: Option<u32>,
+}
+
+impl DeleteRequest {
+    /// Deletes what `selection` selects, with no limit.
+    #[must_use]
+    pub fn new(selection: Selection) -> Self {
+        DeleteRequest { selection, limit: None }
+    }
+
+    /// Deletes at most `n` records.
+    #[must_use]
+    pub fn limit(mut self, n: u32) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// The ids when they are the only criterion: chromadb then deletes them without looking them
+    /// up, and reports all of them as deleted (missing ones too).
+    #[must_use]
+    pub fn ids_only(&self) -> Option<&[String]> {
+        let s = &self.selection;
+        if s.where_.is_none() && s.where_document.is_none() {
+            s.ids.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// The `limit` as a `usize` (no limit: `None`).
+    #[must_use]
+    pub fn limit_usize(&self) -> Option<usize> {
+        self.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+}
+
+impl From<Selection> for DeleteRequest {
+    fn from(selection: Selection) -> Self {
+        DeleteRequest::new(selection)
+    }
+}
+
 /// The arguments of `get`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GetRequest {

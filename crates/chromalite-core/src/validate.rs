@@ -156,6 +156,16 @@ pub fn delete_selection(s: &crate::record::Selection) -> Result<()> {
     Ok(())
 }
 
+/// Checks a delete request as chromadb 1.5.9 does: a criterion is required, valid ids, and a
+/// `limit` only together with `where` or `where_document` (`_validate_and_prepare_delete_request`).
+pub fn delete_request(req: &crate::record::DeleteRequest) -> Result<()> {
+    delete_selection(&req.selection)?;
+    if req.limit.is_some() && req.selection.where_.is_none() && req.selection.where_document.is_none() {
+        return Err(Error::invalid("limit can only be specified when a where or where_document clause is provided"));
+    }
+    Ok(())
+}
+
 /// Checks new collection metadata given to `modify`.
 pub fn modify_metadata(m: &UpdateMetadata) -> Result<()> {
     if m.is_empty() {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::filter::{Where, WhereDocument};
 use crate::metadata::{metadata_from_json, update_metadata_from_json, Metadata, UpdateMetadata};
-use crate::record::{GetRequest, Include, QueryRequest, RecordBatch, Selection};
+use crate::record::{DeleteRequest, GetRequest, Include, QueryRequest, RecordBatch, Selection};
 use crate::validate;
 
 fn present<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
@@ -161,6 +161,20 @@ pub fn selection(obj: &Value) -> Result<Selection> {
         where_: present(obj, "where").map(Where::from_json).transpose()?,
         where_document: present(obj, "where_document").map(WhereDocument::from_json).transpose()?,
     })
+}
+
+/// A `delete` request from an object with the selection keys plus `limit`. chromadb takes a
+/// `limit` that is an `int` (not a bool) from 0 to `u32::MAX`: Python refuses bools, floats and
+/// negatives, and the Rust bindings cannot convert larger ones.
+pub fn delete_request(obj: &Value) -> Result<DeleteRequest> {
+    let limit = present(obj, "limit")
+        .map(|v| {
+            v.as_u64().filter(|_| !v.is_boolean()).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+                Error::invalid(format!("limit must be a non-negative integer of at most 2^32 - 1, got {v}"))
+            })
+        })
+        .transpose()?;
+    Ok(DeleteRequest { selection: selection(obj)?, limit })
 }
 
 /// An include list (`null` means the default for the operation).

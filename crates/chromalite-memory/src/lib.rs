@@ -26,9 +26,9 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chromalite_core::validate::{self, WriteOp};
 use chromalite_core::{
-    new_uuid, CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, Error, GetRequest, GetResult,
-    ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
-    DEFAULT_DATABASE, DEFAULT_TENANT,
+    new_uuid, CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, DeleteRequest, Error,
+    GetRequest, GetResult, ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant,
+    VectorBackend, DEFAULT_DATABASE, DEFAULT_TENANT,
 };
 
 use records::Records;
@@ -297,10 +297,14 @@ impl VectorBackend for MemoryBackend {
     }
 
     fn delete(&self, col: &CollectionInfo, selection: &Selection) -> Result<()> {
-        validate::delete_selection(selection)?;
+        self.delete_records(col, &DeleteRequest::new(selection.clone())).map(drop)
+    }
+
+    fn delete_records(&self, col: &CollectionInfo, req: &DeleteRequest) -> Result<usize> {
+        validate::delete_request(req)?;
         let mut state = self.write();
-        state.collection_mut(col)?.records.delete(selection);
-        Ok(())
+        let removed = state.collection_mut(col)?.records.delete(&req.selection, req.limit_usize());
+        Ok(req.ids_only().map_or(removed, <[String]>::len))
     }
 
     fn get(&self, col: &CollectionInfo, req: &GetRequest) -> Result<GetResult> {

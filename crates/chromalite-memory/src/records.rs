@@ -81,14 +81,16 @@ impl Records {
         batch.merge_into(i, &mut rec.embedding, &mut rec.document, &mut rec.metadata);
     }
 
-    /// Removes the selected records.
-    pub(crate) fn delete(&mut self, selection: &Selection) {
-        let doomed: Vec<u64> = self.selected(selection).map(|(seq, _)| seq).collect();
-        for seq in doomed {
-            if let Some(rec) = self.by_seq.remove(&seq) {
+    /// Removes the selected records (at most `limit`, the first in storage order); returns how
+    /// many were removed.
+    pub(crate) fn delete(&mut self, selection: &Selection, limit: Option<usize>) -> usize {
+        let doomed: Vec<u64> = self.selected(selection).take(limit.unwrap_or(usize::MAX)).map(|(seq, _)| seq).collect();
+        for seq in &doomed {
+            if let Some(rec) = self.by_seq.remove(seq) {
                 self.seq_of.remove(&rec.id);
             }
         }
+        doomed.len()
     }
 
     fn selected<'a>(&'a self, selection: &'a Selection) -> impl Iterator<Item = (u64, &'a Stored)> + 'a {

@@ -4,8 +4,8 @@ use std::sync::{Arc, OnceLock};
 
 use chromalite_core::validate::{self, WriteOp};
 use chromalite_core::{
-    CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, Error, GetRequest, GetResult,
-    ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
+    CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, DeleteRequest, Error, GetRequest,
+    GetResult, ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
 };
 use serde_json::{json, Value};
 
@@ -245,9 +245,22 @@ impl VectorBackend for RemoteBackend {
     }
 
     fn delete(&self, col: &CollectionInfo, selection: &Selection) -> Result<()> {
-        validate::delete_selection(selection)?;
-        let body = Value::Object(convert::selection(selection));
-        self.call(&Self::record_call(col, Method::Post, "delete").body(body)).map(drop)
+        self.delete_records(col, &DeleteRequest::new(selection.clone())).map(drop)
+    }
+
+    /// One `POST .../delete` with chromadb's body (`limit` only when given, as chromadb's client
+    /// sends it); the answer is the server's `{"deleted": n}` (0 when the server sends no count,
+    /// as chromadb's client reads it). A server older than `limit` (chroma before 1.5.3) ignores
+    /// the key and deletes every match.
+    fn delete_records(&self, col: &CollectionInfo, req: &DeleteRequest) -> Result<usize> {
+        validate::delete_request(req)?;
+        let mut body = convert::selection(&req.selection);
+        if let Some(n) = req.limit {
+            body.insert("limit".into(), json!(n));
+        }
+        let v = self.call(&Self::record_call(col, Method::Post, "delete").body(Value::Object(body)))?;
+        let deleted = v.get("deleted").and_then(Value::as_u64).unwrap_or(0);
+        usize::try_from(deleted).map_err(|_| Error::Internal(format!("the server reported {deleted} deleted records")))
     }
 
     fn get(&self, col: &CollectionInfo, req: &GetRequest) -> Result<GetResult> {

@@ -6,8 +6,8 @@
 
 use chromalite_core::metadata::{metadata_to_json, update_metadata_from_json, update_metadata_to_json};
 use chromalite_core::{
-    wire, CollectionInfo, CreateCollection, DatabaseRef, Error, ModifyCollection, RecordBatch, Result, Selection,
-    VectorBackend,
+    wire, CollectionInfo, CreateCollection, DatabaseRef, DeleteRequest, Error, ModifyCollection, RecordBatch, Result,
+    Selection, VectorBackend,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -82,7 +82,50 @@ pub enum WriteOp {
     Delete {
         col: ColRef,
         selection: Value,
+        /// chromadb's delete `limit` (absent in journals written before it existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
+}
+
+/// What applying a [`WriteOp`] gives back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// Nothing to report.
+    Done,
+    /// `create_collection`: the collection as the backend describes it.
+    Collection(Box<CollectionInfo>),
+    /// `delete`: chromadb's `deleted` count.
+    Deleted(usize),
+}
+
+impl Applied {
+    /// The collection `create_collection` gave, if this is one.
+    #[must_use]
+    pub fn into_collection(self) -> Option<CollectionInfo> {
+        match self {
+            Applied::Collection(info) => Some(*info),
+            Applied::Done | Applied::Deleted(_) => None,
+        }
+    }
+
+    /// The collection `create_collection` gave, if this is one.
+    #[must_use]
+    pub fn collection(&self) -> Option<&CollectionInfo> {
+        match self {
+            Applied::Collection(info) => Some(info),
+            Applied::Done | Applied::Deleted(_) => None,
+        }
+    }
+
+    /// The `deleted` count of a delete (0 for other ops).
+    #[must_use]
+    pub fn deleted(&self) -> usize {
+        match self {
+            Applied::Deleted(n) => *n,
+            Applied::Done | Applied::Collection(_) => 0,
+        }
+    }
 }
 
 /// How a record write finds its collection on the backend it is applied to.
@@ -127,10 +170,10 @@ impl WriteOp {
         WriteOp::Records { write, col: col.into(), batch: batch_to_json(batch) }
     }
 
-    /// `delete` as an op.
+    /// `delete` (with its limit) as an op.
     #[must_use]
-    pub fn delete(col: &CollectionInfo, selection: &Selection) -> WriteOp {
-        WriteOp::Delete { col: col.into(), selection: selection_to_json(selection) }
+    pub fn delete(col: &CollectionInfo, req: &DeleteRequest) -> WriteOp {
+        WriteOp::Delete { col: col.into(), selection: selection_to_json(&req.selection), limit: req.limit }
     }
 
     /// The collection a record op targets.
@@ -156,22 +199,23 @@ impl WriteOp {
         }
     }
 
-    /// Applies the op to `b`. Returns the collection for `create_collection`.
-    pub fn apply(&self, b: &dyn VectorBackend, how: Resolve<'_>) -> Result<Option<CollectionInfo>> {
+    /// Applies the op to `b`. Returns the collection for `create_collection` and the count for
+    /// `delete`.
+    pub fn apply(&self, b: &dyn VectorBackend, how: Resolve<'_>) -> Result<Applied> {
         if matches!(how, Resolve::Ensure) {
             if let (Some(db), false) = (self.database(), matches!(self, WriteOp::CreateDatabase { .. })) {
                 ensure_database(b, db)?;
             }
         }
         match self {
-            WriteOp::CreateTenant { name } => b.create_tenant(name).map(|()| None),
+            WriteOp::CreateTenant { name } => b.create_tenant(name).map(|()| Applied::Done),
             WriteOp::CreateDatabase { db } => {
                 if matches!(how, Resolve::Ensure) {
                     ignore_exists(b.create_tenant(&db.tenant))?;
                 }
-                b.create_database(db).map(|()| None)
+                b.create_database(db).map(|()| Applied::Done)
             }
-            WriteOp::DeleteDatabase { db } => b.delete_database(db).map(|()| None),
+            WriteOp::DeleteDatabase { db } => b.delete_database(db).map(|()| Applied::Done),
             WriteOp::CreateCollection { db, name, metadata, configuration, get_or_create } => {
                 let req = CreateCollection {
                     name: name.clone(),
@@ -179,7 +223,7 @@ impl WriteOp {
                     configuration: configuration.clone(),
                     get_or_create: *get_or_create,
                 };
-                b.create_collection(db, &req).map(Some)
+                b.create_collection(db, &req).map(|c| Applied::Collection(Box::new(c)))
             }
             WriteOp::ModifyCollection { db, name, new_name, new_metadata, new_configuration } => {
                 let req = ModifyCollection {
@@ -197,9 +241,9 @@ impl WriteOp {
                         how,
                     )?;
                 }
-                b.modify_collection(db, name, &req).map(|()| None)
+                b.modify_collection(db, name, &req).map(|()| Applied::Done)
             }
-            WriteOp::DeleteCollection { db, name } => b.delete_collection(db, name).map(|()| None),
+            WriteOp::DeleteCollection { db, name } => b.delete_collection(db, name).map(|()| Applied::Done),
             WriteOp::Records { write, col, batch } => {
                 let info = resolve(b, col, how)?;
                 let batch = wire::record_batch(batch)?;
@@ -208,11 +252,12 @@ impl WriteOp {
                     RecordWrite::Upsert => b.upsert(&info, &batch),
                     RecordWrite::Update => b.update(&info, &batch),
                 }
-                .map(|()| None)
+                .map(|()| Applied::Done)
             }
-            WriteOp::Delete { col, selection } => {
+            WriteOp::Delete { col, selection, limit } => {
                 let info = resolve(b, col, how)?;
-                b.delete(&info, &wire::selection(selection)?).map(|()| None)
+                let req = DeleteRequest { selection: wire::selection(selection)?, limit: *limit };
+                b.delete_records(&info, &req).map(Applied::Deleted)
             }
         }
     }
@@ -308,7 +353,7 @@ mod tests {
             &db,
             &CreateCollection { name: "col".into(), get_or_create: true, ..Default::default() },
         );
-        let info = create.apply(&mem, Resolve::Ensure).unwrap().unwrap();
+        let info = create.apply(&mem, Resolve::Ensure).unwrap().into_collection().unwrap();
         let mut batch = RecordBatch::new(["a", "b"]);
         batch.embeddings = Some(vec![vec![0.1, 1.0 / 3.0], vec![f32::MAX, -0.0]]);
         batch.documents = Some(vec![Some("x".into()), None]);
@@ -317,7 +362,7 @@ mod tests {
         batch.metadatas = Some(vec![Some(meta), None]);
         let ops = vec![
             WriteOp::records(RecordWrite::Add, &info, &batch),
-            WriteOp::delete(&info, &Selection { where_: Some(Where::eq("k", 1)), ..Default::default() }),
+            WriteOp::delete(&info, &Selection { where_: Some(Where::eq("k", 1)), ..Default::default() }.into()),
             WriteOp::records(RecordWrite::Upsert, &info, &batch),
         ];
         for op in &ops {

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use chromalite_core::{
-    CollectionInfo, CreateCollection, Database, DatabaseRef, Error, GetRequest, GetResult, ModifyCollection,
-    QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
+    CollectionInfo, CreateCollection, Database, DatabaseRef, DeleteRequest, Error, GetRequest, GetResult,
+    ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
 };
 
 use crate::lock;
@@ -300,6 +300,9 @@ impl VectorBackend for PoolBackend {
     }
     fn delete(&self, col: &CollectionInfo, selection: &Selection) -> Result<()> {
         self.with(|b| b.delete(col, selection))
+    }
+    fn delete_records(&self, col: &CollectionInfo, req: &DeleteRequest) -> Result<usize> {
+        self.with(|b| b.delete_records(col, req))
     }
     fn get(&self, col: &CollectionInfo, req: &GetRequest) -> Result<GetResult> {
         self.with(|b| b.get(col, req))

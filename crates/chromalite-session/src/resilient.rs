@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use chromalite_core::{
-    CollectionInfo, CreateCollection, Database, DatabaseRef, Error, ErrorKind, GetRequest, GetResult, ModifyCollection,
-    QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend, DEFAULT_DATABASE, DEFAULT_TENANT,
+    CollectionInfo, CreateCollection, Database, DatabaseRef, DeleteRequest, Error, ErrorKind, GetRequest, GetResult,
+    ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
+    DEFAULT_DATABASE, DEFAULT_TENANT,
 };
 use chromalite_memory::MemoryBackend;
 
@@ -28,7 +29,7 @@ use crate::journal::Journal;
 use crate::lock;
 use crate::model::{Mode, StateChange};
 use crate::notify::Notifier;
-use crate::ops::{self, RecordWrite, Resolve, WriteOp};
+use crate::ops::{self, Applied, RecordWrite, Resolve, WriteOp};
 use crate::retry::{ErrorHandler, Recovery, RetryPolicy};
 
 /// How a [`ResilientBackend`] behaves.
@@ -163,7 +164,7 @@ impl ResilientBackend {
         let memory = self.memory();
         for seq in journal.pending() {
             let entry = journal.read(seq)?;
-            if let Ok(Some(info)) = entry.op.apply(memory.as_ref(), Resolve::Ensure) {
+            if let Ok(Some(info)) = entry.op.apply(memory.as_ref(), Resolve::Ensure).map(Applied::into_collection) {
                 lock(&self.born_in_memory).insert(info.id);
             }
         }
@@ -372,7 +373,7 @@ impl ResilientBackend {
 
     // ---- writes ---------------------------------------------------------------------------
 
-    fn write(&self, op: WriteOp, given: Option<&CollectionInfo>) -> Result<Option<CollectionInfo>> {
+    fn write(&self, op: WriteOp, given: Option<&CollectionInfo>) -> Result<Applied> {
         let mut guard = lock(&self.journal);
         if self.probe_due() {
             self.recover_locked(guard.as_mut());
@@ -389,11 +390,11 @@ impl ResilientBackend {
         journal: Option<&mut Journal>,
         op: WriteOp,
         given: Option<&CollectionInfo>,
-    ) -> Result<Option<CollectionInfo>> {
+    ) -> Result<Applied> {
         let op = Arc::new(op);
         let given = given.filter(|c| !lock(&self.born_in_memory).contains(&c.id)).cloned();
         let o = Arc::clone(&op);
-        let call: Call<Option<CollectionInfo>> =
+        let call: Call<Applied> =
             Arc::new(move |b: &dyn VectorBackend| o.apply(b, given.as_ref().map_or(Resolve::ByName, Resolve::Given)));
         let result = self.call_primary(&call);
         match result {
@@ -404,7 +405,7 @@ impl ResilientBackend {
                 if self.mode() == Mode::ReadOnly {
                     self.enter(Mode::Normal, None);
                 }
-                if let Some(info) = &v {
+                if let Some(info) = v.collection() {
                     self.remember(info);
                 }
                 Ok(v)
@@ -423,7 +424,7 @@ impl ResilientBackend {
         }
     }
 
-    fn write_fallback(&self, journal: Option<&mut Journal>, op: &WriteOp) -> Result<Option<CollectionInfo>> {
+    fn write_fallback(&self, journal: Option<&mut Journal>, op: &WriteOp) -> Result<Applied> {
         let Some(journal) = journal else {
             return Err(Error::Unavailable {
                 message: format!("{} is unavailable and no journal is configured", self.opts.label),
@@ -433,7 +434,7 @@ impl ResilientBackend {
         // Memory first: it validates exactly like the primary, so only valid writes are journaled.
         let v = op.apply(self.memory().as_ref(), Resolve::Ensure)?;
         journal.append(op, false).map_err(session_to_core)?;
-        if let Some(info) = &v {
+        if let Some(info) = v.collection() {
             lock(&self.born_in_memory).insert(info.id.clone());
         }
         Ok(v)
@@ -542,7 +543,7 @@ impl VectorBackend for ResilientBackend {
 
     fn create_collection(&self, db: &DatabaseRef, req: &CreateCollection) -> Result<CollectionInfo> {
         let info = self.write(WriteOp::create_collection(db, req), None)?;
-        info.ok_or_else(|| Error::Internal("create_collection returned no collection".into()))
+        info.into_collection().ok_or_else(|| Error::Internal("create_collection returned no collection".into()))
     }
 
     fn get_collection(&self, db: &DatabaseRef, name: &str) -> Result<CollectionInfo> {
@@ -581,7 +582,13 @@ impl VectorBackend for ResilientBackend {
     }
 
     fn delete(&self, col: &CollectionInfo, selection: &Selection) -> Result<()> {
-        self.write(WriteOp::delete(col, selection), Some(col)).map(|_| ())
+        self.delete_records(col, &DeleteRequest::new(selection.clone())).map(drop)
+    }
+
+    /// Journaled with its limit: a replay applies the same delete, so from the same state it
+    /// deletes the same records (the first `limit` in `get` order).
+    fn delete_records(&self, col: &CollectionInfo, req: &DeleteRequest) -> Result<usize> {
+        self.write(WriteOp::delete(col, req), Some(col)).map(|a| a.deleted())
     }
 
     fn get(&self, col: &CollectionInfo, req: &GetRequest) -> Result<GetResult> {

@@ -9,8 +9,9 @@ use std::time::Duration;
 use chromalite_core::metadata::strip_nulls;
 use chromalite_core::validate::{self, WriteOp};
 use chromalite_core::{
-    CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, Error, GetRequest, GetResult, Include,
-    ModifyCollection, QueryRequest, QueryResult, Record, RecordBatch, Result, Selection, Tenant, VectorBackend,
+    CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, DeleteRequest, Error, GetRequest,
+    GetResult, Include, ModifyCollection, QueryRequest, QueryResult, Record, RecordBatch, Result, Selection, Tenant,
+    VectorBackend,
 };
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -871,11 +872,16 @@ impl VectorBackend for SqliteBackend {
     }
 
     fn delete(&self, info: &CollectionInfo, selection: &Selection) -> Result<()> {
-        validate::delete_selection(selection)?;
+        self.delete_records(info, &DeleteRequest::new(selection.clone())).map(drop)
+    }
+
+    fn delete_records(&self, info: &CollectionInfo, req: &DeleteRequest) -> Result<usize> {
+        validate::delete_request(req)?;
         let ids = self.read(|c| {
             let col = self.collection(c, info)?;
-            select(c, &col, selection, None, 0).map_err(self.sql())
+            select(c, &col, &req.selection, req.limit_usize(), 0).map_err(self.sql())
         })?;
+        let deleted = req.ids_only().map_or(ids.len(), <[String]>::len);
         let entries = ids
             .into_iter()
             .map(|(_, id)| Entry {
@@ -886,7 +892,8 @@ impl VectorBackend for SqliteBackend {
                 document: None,
             })
             .collect();
-        self.write_entries(info, entries, |_| Ok(()))
+        self.write_entries(info, entries, |_| Ok(()))?;
+        Ok(deleted)
     }
 
     fn get(&self, info: &CollectionInfo, req: &GetRequest) -> Result<GetResult> {
