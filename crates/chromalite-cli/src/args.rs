@@ -173,8 +173,13 @@ where
     let mut p = lexopt::Parser::from_args(args);
     let mut target = None;
     let (mut tenant, mut database, mut token, mut url) = (None, None, None, None);
+    // DESIGN's `--path DIR | --url URL | --memory | --lance DIR`: one store, not the last of several.
+    let mut stores: Vec<String> = Vec::new();
     let command = loop {
         let arg = p.next().map_err(|e| e.to_string())?.ok_or("missing command; run `chromalite help`")?;
+        if let Long(flag @ ("path" | "lance" | "memory" | "url")) = arg {
+            stores.push(flag.to_owned());
+        }
         match arg {
             Long("path") => target = Some(Target::Path(value(&mut p)?.into())),
             Long("lance") => target = Some(Target::Lance(value(&mut p)?.into())),
@@ -188,8 +193,13 @@ where
             other => return Err(other.unexpected().to_string()),
         }
     };
+    if stores.len() > 1 {
+        return Err(format!("choose one store: --{} and --{} both given", stores[0], stores[1]));
+    }
     if let Some(url) = url {
         target = Some(Target::Url { url, token });
+    } else if token.is_some() {
+        return Err("--token goes with --url URL".into());
     }
     Ok(Cli { target, tenant, database, command })
 }
@@ -384,18 +394,59 @@ impl Flags {
     }
 }
 
+/// The options `cmd` takes (`None` for a command no one knows: `into_command` reports it). An
+/// option another command takes is refused too, not ignored: `count NAME --where ...` must not
+/// print the unfiltered count as if it were the filtered one.
+fn options_of(cmd: &str) -> Option<&'static [&'static str]> {
+    const READ: [&str; 4] = ["ids", "where", "where-document", "include"];
+    Some(match cmd {
+        "collections" | "doctor" => &["json"],
+        "create" => &["space", "metadata", "embedding-function"],
+        "import" => &["file", "batch-size", "space", "embedding-function", "model-dir"],
+        "export" => &["file"],
+        "count" | "help" => &[],
+        "get" => &[READ[0], READ[1], READ[2], READ[3], "json", "limit", "offset"],
+        "query" => &[
+            READ[0],
+            READ[1],
+            READ[2],
+            READ[3],
+            "json",
+            "embeddings",
+            "text",
+            "n-results",
+            "model-dir",
+            "embedding-function",
+        ],
+        "delete" => &[READ[0], READ[1], READ[2], "limit"],
+        "repair" => &["yes"],
+        "cleanup" => &["yes", "dry-run"],
+        "demo" => &["dir"],
+        "bench" => &["data", "limit", "scale", "queries", "systems", "python", "work-dir", "json-out", "svg", "json"],
+        "migrate" => &["from", "from-lance", "to", "to-lance", "collection", "batch-size"],
+        "bench-worker" => &["system", "systems", "data", "store", "open-only"],
+        _ => return None,
+    })
+}
+
 fn command(cmd: &str, p: &mut lexopt::Parser) -> Result<Command, String> {
     let needs_name = matches!(cmd, "create" | "import" | "export" | "count" | "get" | "query" | "delete");
     let name = if needs_name { name(p, cmd)? } else { String::new() };
     let mut flags = Flags::new();
+    let mut seen = Vec::new();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         let flag = match arg {
             Long(l) => l.to_owned(),
             other => return Err(format!("{cmd}: {}", other.unexpected())),
         };
-        if !flags.set(&flag, p)? {
+        let known = options_of(cmd).is_none_or(|opts| opts.contains(&flag.as_str()));
+        if !known || !flags.set(&flag, p)? {
             return Err(format!("{cmd}: unexpected option --{flag}"));
         }
+        seen.push(flag);
+    }
+    if ["yes", "dry-run"].iter().all(|f| seen.iter().any(|s| s == f)) {
+        return Err(format!("{cmd}: --dry-run and --yes exclude each other"));
     }
     flags.into_command(cmd, name)
 }
@@ -437,5 +488,63 @@ mod tests {
         assert!(parse_from(["--memory", "count"]).is_err());
         assert!(parse_from(["--memory", "get", "x", "--bogus"]).is_err());
         assert!(parse_from(["--memory", "get", "x", "--limit", "-1"]).is_err());
+    }
+
+    #[test]
+    fn refuses_options_of_other_commands_two_stores_and_contradictions() {
+        let err = |args: &[&str]| parse_from(args.iter().copied()).unwrap_err();
+        assert!(err(&["--memory", "count", "x", "--where", "{}"]).contains("count: unexpected option --where"));
+        assert!(err(&["--memory", "collections", "--limit", "3"]).contains("--limit"));
+        assert!(err(&["--memory", "get", "x", "--n-results", "3"]).contains("--n-results"));
+        assert!(err(&["--memory", "create", "x", "--file", "f"]).contains("--file"));
+        assert!(err(&["--path", "a", "--memory", "count", "x"]).contains("--path and --memory"));
+        assert!(err(&["--url", "http://h", "--path", "a", "count", "x"]).contains("--url and --path"));
+        assert!(err(&["--path", "a", "--token", "t", "count", "x"]).contains("--token"));
+        assert!(err(&["--path", "a", "cleanup", "--yes", "--dry-run"]).contains("exclude"));
+        // What each command takes still parses.
+        for args in [
+            &["--path", "a", "--tenant", "t", "--database", "d", "get", "x", "--ids", "a,b", "--where", "{}"][..],
+            &[
+                "--path",
+                "a",
+                "get",
+                "x",
+                "--where-document",
+                "{}",
+                "--limit",
+                "1",
+                "--offset",
+                "1",
+                "--include",
+                "documents",
+                "--json",
+            ],
+            &[
+                "--url",
+                "http://h",
+                "--token",
+                "t",
+                "query",
+                "x",
+                "--embeddings",
+                "q.json",
+                "--n-results",
+                "2",
+                "--include",
+                "distances",
+                "--json",
+            ],
+            &["--memory", "create", "x", "--space", "ip", "--metadata", "{}"],
+            &["--path", "a", "import", "x", "--file", "f", "--batch-size", "2"],
+            &["--path", "a", "export", "x", "--file", "f"],
+            &["--path", "a", "collections", "--json"],
+            &["--path", "a", "doctor", "--json"],
+            &["--path", "a", "repair", "--yes"],
+            &["--path", "a", "cleanup", "--dry-run"],
+            &["--path", "a", "delete", "x", "--ids", "a"],
+            &["bench-worker", "--system", "persistent", "--data", "d", "--store", "s", "--open-only"],
+        ] {
+            assert!(parse_from(args.iter().copied()).is_ok(), "{args:?}: {:?}", parse_from(args.iter().copied()).err());
+        }
     }
 }

@@ -148,3 +148,26 @@ fn a_store_held_by_another_writer_gives_exit_3_and_reads_still_work() {
     ok(&dir, &["delete", "held", "--ids", "r1"]);
     assert_eq!(count(&dir, "held"), 2);
 }
+
+#[test]
+fn options_outside_the_contract_are_user_errors_not_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, file) = (tmp.path().join("store"), tmp.path().join("in.jsonl"));
+    write_lines(&file, &(0..3).map(record).collect::<Vec<_>>());
+    ok(&dir, &["import", "col", "--file", file.to_str().unwrap()]);
+    let other = tmp.path().join("other");
+    let other = other.to_str().unwrap();
+    for (args, needle) in [
+        // Would print the unfiltered count as if filtered.
+        (&["count", "col", "--where", r#"{"x":1}"#][..], "count: unexpected option --where"),
+        (&["export", "col", "--ids", "r1"], "export: unexpected option --ids"),
+        (&["get", "col", "--n-results", "1"], "get: unexpected option --n-results"),
+        (&["--memory", "count", "col"], "--path and --memory"),
+        (&["--path", other, "count", "col"], "--path and --path"),
+        (&["--token", "t", "count", "col"], "--token goes with --url"),
+        (&["cleanup", "--yes", "--dry-run"], "exclude each other"),
+    ] {
+        assert_user_error(&dir, args, needle);
+    }
+    assert_eq!(count(&dir, "col"), 3);
+}
