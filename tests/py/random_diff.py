@@ -10,13 +10,14 @@ battery of reads for that phase is answered. Prints one JSON object:
     {"ops": [...], "outcomes": [...], "battery": [...], "answers": [...]}
 
 `ops` and `battery` are what the seed generates (deterministic; the Rust side replays `ops` on
-its own directory and answers `battery` too). `outcomes` holds, per op, "ok" or the error kind;
+its own directory and answers `battery` too). `outcomes` holds, per op, "ok" (for a delete
+"deleted N", chromadb's count) or the error kind;
 `answers` the result (or error kind) of every battery read.
 
 An op is {"op", "tenant", "database", ...arguments}; ops cover tenants/databases, collections
 (spaces l2/ip/cosine, hnsw sync_threshold/batch_size small enough that records sit both in the
 persisted HNSW and only in embeddings_queue), add/upsert/update/delete (by ids, where,
-where_document), metadata of every value type incl. arrays, documents, "reopen" (close every
+where_document, with a limit), metadata of every value type incl. arrays, documents, "reopen" (close every
 client and open the directory again), collection renames / metadata replacement (modify),
 get_or_create of an existing name with other metadata, and deletes with duplicate ids (refused).
 Reads also cover peek, list_collections pages (their size: chromadb orders by random UUID) and
@@ -308,9 +309,14 @@ class Gen:
             op["where"] = self.where()
         elif kind < 0.9:
             op["where_document"] = self.where_document()
+        elif kind < 0.93:
+            op["ids"] = self.id_pool(col, 1)
+            op["limit"] = 1  # limit without a filter: refused
         else:
             op["ids"] = self.id_pool(col, r.randint(2, 6))
             op["where"] = self.where_leaf()
+        if ("where" in op or "where_document" in op) and r.random() < 0.4:
+            op["limit"] = r.randint(0, 3)  # the first matches in get order go
         return op
 
     def ops(self, n, first):
@@ -505,8 +511,7 @@ def apply(store, op):
         getattr(col, kind)(**kw(op, "ids", "embeddings", "documents", "metadatas"))
         return None
     if kind == "delete":
-        col.delete(**kw(op, "ids", "where", "where_document"))
-        return None
+        return "deleted {}".format(col.delete(**kw(op, "ids", "where", "where_document", "limit"))["deleted"])
     raise AssertionError(kind)
 
 
@@ -577,8 +582,7 @@ def run(path, seed, phase):
     outcomes = []
     for op in ops:
         try:
-            apply(store, json.loads(json.dumps(op)))
-            outcomes.append("ok")
+            outcomes.append(apply(store, json.loads(json.dumps(op))) or "ok")
         except Exception as e:  # noqa: BLE001 - every failure is data
             if type(e).__name__ in ("PanicException", "AssertionError"):
                 raise

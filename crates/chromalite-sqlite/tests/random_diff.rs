@@ -11,7 +11,7 @@
 //!
 //! 1. chromadb applies `a` to directory P and answers the battery: the reference answers.
 //! 2. chromalite opens a copy of P and answers the battery (chromadb -> chromalite).
-//! 3. chromalite applies `a` to its own directory C (same outcome per op, ok or error kind), closes,
+//! 3. chromalite applies `a` to its own directory C (same outcome per op: ok, a delete's count, or error kind), closes,
 //!    reopens and answers the battery (chromalite's semantics = chromadb's).
 //! 4. chromadb opens C and answers the battery (chromalite -> chromadb).
 //! 5. chromadb applies `b` to C and answers battery `b`; chromalite reads C back.
@@ -62,10 +62,10 @@ fn db_of(v: &Value) -> DatabaseRef {
     DatabaseRef::new(s(v, "tenant"), s(v, "database"))
 }
 
-/// Applies one generated write op (everything but `reopen`).
-fn apply(b: &dyn VectorBackend, op: &Value) -> Result<()> {
+/// Applies one generated write op (everything but `reopen`); a delete gives chromadb's count.
+fn apply(b: &dyn VectorBackend, op: &Value) -> Result<Option<usize>> {
     let present = |k: &str| op.get(k).filter(|v| !v.is_null());
-    match s(op, "op") {
+    let done = match s(op, "op") {
         "create_tenant" => b.create_tenant(s(op, "name")),
         "create_database" => b.create_database(&DatabaseRef::new(s(op, "tenant"), s(op, "name"))),
         "create_collection" => {
@@ -92,11 +92,12 @@ fn apply(b: &dyn VectorBackend, op: &Value) -> Result<()> {
                 "add" => b.add(&col, &wire::record_batch(op)?),
                 "upsert" => b.upsert(&col, &wire::record_batch(op)?),
                 "update" => b.update(&col, &wire::record_batch(op)?),
-                "delete" => b.delete(&col, &wire::selection(op)?),
+                "delete" => return b.delete_records(&col, &wire::delete_request(op)?).map(Some),
                 other => panic!("unknown op {other}"),
             }
         }
-    }
+    };
+    done.map(|()| None)
 }
 
 /// Applies `ops` to the directory, reopening it where the sequence says so; returns the outcome of
@@ -113,7 +114,8 @@ fn apply_all(dir: &Path, ops: &[Value]) -> Vec<String> {
         }
         let b = store.as_ref().unwrap();
         outcomes.push(match apply(b, op) {
-            Ok(()) => "ok".to_owned(),
+            Ok(None) => "ok".to_owned(),
+            Ok(Some(n)) => format!("deleted {n}"),
             Err(e) => e.kind().as_str().to_owned(),
         });
     }
