@@ -379,4 +379,34 @@ mod tests {
         let sent = batch.embeddings.unwrap();
         assert_eq!(got.embeddings.unwrap(), vec![sent[1].clone(), sent[0].clone()]);
     }
+
+    #[test]
+    fn delete_journals_its_limit_and_reports_the_count() {
+        let mem = chromalite_memory::MemoryBackend::new();
+        let create = WriteOp::create_collection(
+            &DatabaseRef::default(),
+            &CreateCollection { name: "col".into(), ..Default::default() },
+        );
+        let info = create.apply(&mem, Resolve::Ensure).unwrap().into_collection().unwrap();
+        let mut batch = RecordBatch::new(["a", "b", "c"]);
+        batch.embeddings = Some(vec![vec![1.0], vec![2.0], vec![3.0]]);
+        let meta: chromalite_core::UpdateMetadata = serde_json::from_value(json!({"k": 1})).unwrap();
+        batch.metadatas = Some(vec![Some(meta); 3]);
+        WriteOp::records(RecordWrite::Add, &info, &batch).apply(&mem, Resolve::ByName).unwrap();
+
+        let k1 = Selection { where_: Some(Where::eq("k", 1)), ..Default::default() };
+        let op = WriteOp::delete(&info, &DeleteRequest::new(k1).limit(2));
+        let back: WriteOp = serde_json::from_str(&serde_json::to_string(&op).unwrap()).unwrap();
+        assert_eq!(back, op);
+        assert_eq!(back.apply(&mem, Resolve::ByName).unwrap(), Applied::Deleted(2));
+        assert_eq!(mem.get(&info, &GetRequest::default()).unwrap().ids, vec!["c"]);
+
+        // A journal written before the limit existed has no "limit" key: no limit.
+        let mut old = serde_json::to_value(WriteOp::delete(&info, &Selection::default().into())).unwrap();
+        assert!(old.get("limit").is_none());
+        old["selection"] = json!({"ids": ["c", "gone"], "where": null, "where_document": null});
+        let old: WriteOp = serde_json::from_value(old).unwrap();
+        assert_eq!(old.apply(&mem, Resolve::ByName).unwrap().deleted(), 2, "chromadb counts every id given");
+        assert_eq!(mem.count(&info).unwrap(), 0);
+    }
 }
