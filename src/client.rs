@@ -56,7 +56,16 @@ impl Client {
         Client::lance_with(path, chromalite_lance::LanceOptions::default())
     }
 
-    /// [`Client::lance`] with explicit options (vector index threshold, lock wait).
+    /// Opens an existing `LanceDB` store for reading only (cargo feature `lance`): no writer lock
+    /// is taken, so it works beside a writer in another process and sees its commits. Writes fail
+    /// with `ErrorKind::ReadOnly`; a missing store is `NotFound`. The Lance counterpart of
+    /// [`Client::persistent_read_only`].
+    #[cfg(feature = "lance")]
+    pub fn lance_read_only(path: impl AsRef<std::path::Path>) -> Result<Client> {
+        Ok(Client::with_backend(Arc::new(chromalite_lance::LanceBackend::open_read_only(path.as_ref())?)))
+    }
+
+    /// [`Client::lance`] with explicit options (vector index threshold, lock wait, read-only).
     #[cfg(feature = "lance")]
     pub fn lance_with(path: impl AsRef<std::path::Path>, options: chromalite_lance::LanceOptions) -> Result<Client> {
         Ok(Client::with_backend(Arc::new(chromalite_lance::LanceBackend::open_with(path.as_ref(), options)?)))

@@ -142,7 +142,7 @@ commands:
   delete NAME [--ids a,b] [--where JSON] [--where-document JSON] [--limit N]
                                                prints chromadb's count: every id given, or
                                                the records a filter matched (the first N)
-  doctor [--json]                              check a store; exit 2 when damaged
+  doctor [--json]                              check a store (--path or --lance); exit 2 when damaged
   repair [--yes]                               back up, then rebuild damaged parts
   cleanup [--dry-run | --yes]                  remove orphaned segments and stale files
   migrate (--from DIR | --from-lance DIR) (--to DIR | --to-lance DIR) [--collection NAME]... [--batch-size N]

@@ -6,8 +6,8 @@
 //! 2. `chromalite create/import/delete` writes a directory; chromadb must answer the same requests
 //!    as `chromalite` does, then add and delete records itself, which `chromalite` must see.
 //!
-//! Needs `CHROMALITE_PYTHON` (the test command sets it to the provisioned venv); without it the
-//! tests print SKIP and pass, and CI always sets it.
+//! Needs chromadb's python: `CHROMALITE_PYTHON` or the workspace's `.venv`; under the test command
+//! a missing one fails the tests (see `tests/support/chroma_python.rs`).
 
 #[path = "../../../tests/conformance/compare.rs"]
 mod compare;
@@ -19,12 +19,11 @@ use serde_json::{json, Value};
 
 const ORACLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/py/chroma_oracle.py");
 
+#[path = "../../../tests/support/chroma_python.rs"]
+mod chroma_python;
+
 fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("CHROMALITE_PYTHON").map(PathBuf::from);
-    if p.is_none() {
-        eprintln!("SKIP: CHROMALITE_PYTHON is not set; chromadb compatibility not checked");
-    }
-    p
+    chroma_python::chroma_python("chroma_compat")
 }
 
 fn oracle(py: &Path, args: &[&str]) -> Value {
