@@ -76,8 +76,9 @@ use std::time::Duration;
 use chromalite_core::metadata::strip_nulls;
 use chromalite_core::validate::{self, WriteOp};
 use chromalite_core::{
-    new_uuid, CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, Error, GetRequest, GetResult,
-    ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant, VectorBackend,
+    new_uuid, CollectionConfig, CollectionInfo, CreateCollection, Database, DatabaseRef, DeleteRequest, Error,
+    GetRequest, GetResult, ModifyCollection, QueryRequest, QueryResult, RecordBatch, Result, Selection, Tenant,
+    VectorBackend,
 };
 
 pub use catalog::CATALOG_FILE;
@@ -688,6 +689,32 @@ impl VectorBackend for LanceBackend {
             }
             None => Ok(()),
         }
+    }
+
+    /// chromadb's count and limit with the lookup and the delete under one hold of the writer's
+    /// lock (the trait's default makes two calls, so a write could land between them), and a
+    /// read-only handle refuses even a delete that would match nothing.
+    fn delete_records(&self, col: &CollectionInfo, req: &DeleteRequest) -> Result<usize> {
+        validate::delete_request(req)?;
+        self.writable()?;
+        let _w = lock(&self.writing);
+        let entry = self.entry(col)?;
+        let Some(t) = self.table(&col.id, &entry.db())? else {
+            return Ok(req.ids_only().map_or(0, <[String]>::len));
+        };
+        let (selection, count) = if let Some(ids) = req.ids_only() {
+            (req.selection.clone(), ids.len())
+        } else {
+            let rows = block_on(t.get(&req.selection, &[], 0, req.limit_usize()))??;
+            let ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+            let count = ids.len();
+            (Selection { ids: Some(ids), ..Selection::default() }, count)
+        };
+        if count > 0 {
+            block_on(t.delete(&selection))??;
+            self.committed(&col.id, &t)?;
+        }
+        Ok(count)
     }
 
     fn get(&self, col: &CollectionInfo, req: &GetRequest) -> Result<GetResult> {

@@ -295,6 +295,17 @@ fn a_reader_beside_the_writer_sees_commits_and_refuses_writes() {
         reader.upsert(&other, &batch).unwrap_err(),
         reader.update(&other, &batch).unwrap_err(),
         reader.delete(&other, &Selection { ids: Some(vec!["x".into()]), ..Default::default() }).unwrap_err(),
+        // A filter that matches nothing is refused too, not answered with a count of 0.
+        reader
+            .delete_records(
+                &other,
+                &chromalite_core::DeleteRequest::new(Selection {
+                    where_: Some(Where::eq("k", "none")),
+                    ..Default::default()
+                })
+                .limit(1),
+            )
+            .unwrap_err(),
         reader.create_collection(&db, &name()).unwrap_err(),
         reader.create_collection(&db, &get_or_create).unwrap_err(),
         reader.modify_collection(&db, "other", &chromalite_core::ModifyCollection::default()).unwrap_err(),
