@@ -358,3 +358,29 @@ fn parallel_batches_keep_every_element_reachable() {
     }
     assert!(misses * 100 <= total, "graph search missed {misses} of {total} true neighbours");
 }
+
+/// An element whose in-links were all pruned is invisible to a graph search (Chroma's has no
+/// exact fallback); the reachability pass links it from a reachable neighbour again.
+#[test]
+fn orphaned_elements_are_linked_again() {
+    let data = dataset(2_000, 8, 7);
+    let mut idx = Index::new(8, Space::L2, Params::default());
+    idx.insert_batch(&data).unwrap();
+    let orphans: Vec<u32> = vec![100, 700, 1_500, 1_999];
+    for &x in &orphans {
+        idx.unlink_everywhere(x);
+    }
+    let found = |idx: &Index, x: u32| {
+        let v = &data[x as usize].1;
+        idx.search_graph(v, 1, None).first().is_some_and(|h| h.0 == data[x as usize].0)
+    };
+    for &x in &orphans {
+        assert!(!found(&idx, x), "element {x} should be unreachable after unlinking");
+    }
+    idx.reconnect_unreachable();
+    for &x in &orphans {
+        assert!(found(&idx, x), "element {x} is still unreachable");
+    }
+    let misses = data.iter().filter(|(l, v)| idx.search_graph(v, 1, None).first().is_none_or(|h| h.0 != *l)).count();
+    assert!(misses <= 2, "{misses} of 2000 elements not found by their own vector");
+}
