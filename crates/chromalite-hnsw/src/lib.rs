@@ -18,7 +18,10 @@
 //!   the same `ef` (on 59k `MiniLM` vectors, M = 16, `ef_construction` = 100:
 //!   recall@10 at `ef` = 100 about 0.982 instead of 0.980, hnswlib 0.973).
 //!   The result is still an ordinary hnswlib graph (lists of at most `2M` at
-//!   level 0, `M` above), so Chroma searches it as its own.
+//!   level 0, `M` above), so Chroma searches it as its own. Whenever the index
+//!   has grown by an eighth, elements whose in-links were all pruned away
+//!   (which no graph search, Chroma's included, could ever return) are linked
+//!   again from a reachable neighbour.
 //! * Persistence in Chroma's four files `header.bin`, `data_level0.bin`,
 //!   `length.bin`, `link_lists.bin` ([`Index::load`], [`Index::save`]) and
 //!   the `index_metadata.pickle` label map ([`pickle::SegmentMetadata`]).
