@@ -677,6 +677,11 @@ impl Index {
                 in_degree[x as usize] += 1;
             }
         }
+        // Each repair costs a search. Real embeddings leave a handful of orphans, but an `ip`
+        // collection of unnormalised vectors can leave half its elements nobody's neighbour, so a
+        // pass repairs at most 1/64 of the index (later passes go on): a bounded share of the
+        // inserts that triggered it.
+        let mut budget = (n / 64).max(256);
         // A replaced link can, rarely, have been the last one from the reachable part to its
         // target (its other in-links coming from unreachable elements): a few rounds catch that.
         for _ in 0..3 {
@@ -684,9 +689,15 @@ impl Index {
             self.mark_reachable(ep, &mut reached);
             let mut linked = false;
             for x in 0..n as u32 {
-                if !reached[x as usize] && !self.is_deleted(x) && self.link_from_reachable(x, &mut in_degree) {
-                    self.mark_reachable(x, &mut reached);
-                    linked = true;
+                if budget == 0 {
+                    return;
+                }
+                if !reached[x as usize] && !self.is_deleted(x) {
+                    budget -= 1;
+                    if self.link_from_reachable(x, &mut in_degree) {
+                        self.mark_reachable(x, &mut reached);
+                        linked = true;
+                    }
                 }
             }
             if !linked {
